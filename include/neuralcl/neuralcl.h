@@ -1,0 +1,12 @@
+/* gst-neuralcl: OpenCL inference for video.  Umbrella header. */
+#pragma once
+
+#include <neuralcl/error.h>
+#include <neuralcl/context.h>
+#include <neuralcl/tensor.h>
+#include <neuralcl/layers.h>
+#include <neuralcl/safetensors.h>
+#include <neuralcl/config.h>
+#include <neuralcl/model.h>
+#include <neuralcl/image.h>
+#include <neuralcl/style.h>
