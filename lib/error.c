@@ -1,1 +1,49 @@
-/* placeholder: being written */
+/* Error domain and OpenCL status names. */
+#include <neuralcl/error.h>
+
+#define CL_TARGET_OPENCL_VERSION 300
+#include <CL/cl.h>
+
+G_DEFINE_QUARK (ncl-error-quark, ncl_error)
+
+const gchar *
+ncl_cl_status_name (gint status)
+{
+  switch (status) {
+#define CASE(x) case x: return #x
+      CASE (CL_SUCCESS);
+      CASE (CL_DEVICE_NOT_FOUND);
+      CASE (CL_DEVICE_NOT_AVAILABLE);
+      CASE (CL_COMPILER_NOT_AVAILABLE);
+      CASE (CL_MEM_OBJECT_ALLOCATION_FAILURE);
+      CASE (CL_OUT_OF_RESOURCES);
+      CASE (CL_OUT_OF_HOST_MEMORY);
+      CASE (CL_BUILD_PROGRAM_FAILURE);
+      CASE (CL_INVALID_VALUE);
+      CASE (CL_INVALID_DEVICE);
+      CASE (CL_INVALID_CONTEXT);
+      CASE (CL_INVALID_COMMAND_QUEUE);
+      CASE (CL_INVALID_MEM_OBJECT);
+      CASE (CL_INVALID_BINARY);
+      CASE (CL_INVALID_BUILD_OPTIONS);
+      CASE (CL_INVALID_PROGRAM);
+      CASE (CL_INVALID_PROGRAM_EXECUTABLE);
+      CASE (CL_INVALID_KERNEL_NAME);
+      CASE (CL_INVALID_KERNEL);
+      CASE (CL_INVALID_ARG_INDEX);
+      CASE (CL_INVALID_ARG_VALUE);
+      CASE (CL_INVALID_ARG_SIZE);
+      CASE (CL_INVALID_KERNEL_ARGS);
+      CASE (CL_INVALID_WORK_DIMENSION);
+      CASE (CL_INVALID_WORK_GROUP_SIZE);
+      CASE (CL_INVALID_WORK_ITEM_SIZE);
+      CASE (CL_INVALID_GLOBAL_OFFSET);
+      CASE (CL_INVALID_BUFFER_SIZE);
+      CASE (CL_INVALID_GLOBAL_WORK_SIZE);
+    case -1001:
+      return "CL_PLATFORM_NOT_FOUND_KHR";
+#undef CASE
+    default:
+      return "CL_UNKNOWN_ERROR";
+  }
+}
