@@ -1,1 +1,417 @@
-/* placeholder: being written */
+/* conv.c: 2-D convolution: the plain-C reference and the device layer.
+ *
+ * The device path pads into a scratch tensor when the layer has padding and
+ * then runs one of the valid-convolution kernels of kernels/conv.cl:
+ *
+ *   "generic"     conv2d_generic: anything (groups, depthwise, dilation).
+ *   "direct16"    conv2d_direct with a 16 output channel x 16 pixel register
+ *                 tile: groups 1, dilation 1, stride_w 1 or 2, kw <= 17.
+ *   "direct4x64"  conv2d_direct with a 4 output channel x 64 pixel tile, for
+ *                 layers with few output channels (the 32 -> 3 9x9 output).
+ *
+ * NEURALCL_CONV_VARIANT=<name> forces a variant for every conv that it can
+ * run (tests use it to exercise each one); others keep the automatic choice.
+ */
+#include <neuralcl/layers.h>
+#include <neuralcl/error.h>
+
+#include <math.h>
+#include <string.h>
+
+typedef enum
+{
+  CONV_GENERIC,
+  CONV_DIRECT16,
+  CONV_DIRECT4X64,
+  CONV_N_VARIANTS
+} ConvVariant;
+
+static const gchar *const variant_names[CONV_N_VARIANTS] = {
+  "generic", "direct16", "direct4x64",
+};
+
+struct _NclConv
+{
+  NclContext *ctx;
+  NclConvParams p;
+  gfloat *weight;               /* (cout, cin / groups, kh, kw), host copy */
+  gfloat *bias;                 /* (cout) or NULL, host copy */
+  ConvVariant variant;
+  gint co_tile, pxv;            /* direct: register tile */
+  gint cout_padded;             /* cout rounded up to the channel tile */
+  gchar *options;               /* build options of the conv kernel */
+  cl_mem wbuf;                  /* weights in the variant's layout */
+  cl_mem bbuf;                  /* (cout_padded) bias, zeros if none */
+  NclTensor *padded;            /* scratch: the input after padding */
+};
+
+/* ---- reference ---------------------------------------------------------- */
+
+void
+ncl_conv2d_out_size (const NclConvParams * p, gint h, gint w, gint * oh,
+    gint * ow)
+{
+  gint d = MAX (p->dilation, 1);
+  gint eh = h + p->pad.top + p->pad.bottom - d * (p->kh - 1) - 1;
+  gint ew = w + p->pad.left + p->pad.right - d * (p->kw - 1) - 1;
+
+  *oh = eh < 0 ? 0 : eh / p->stride_h + 1;
+  *ow = ew < 0 ? 0 : ew / p->stride_w + 1;
+}
+
+/* Maps coordinate @i into [0, n) for reflect / edge; -1 for zero padding. */
+static gint
+pad_index (gint i, gint n, NclPadMode mode)
+{
+  gint period, m;
+
+  if (i >= 0 && i < n)
+    return i;
+  if (mode == NCL_PAD_ZERO)
+    return -1;
+  if (mode == NCL_PAD_EDGE || n == 1)
+    return CLAMP (i, 0, n - 1);
+  period = 2 * (n - 1);
+  m = i % period;
+  if (m < 0)
+    m += period;
+  return m < n ? m : period - m;
+}
+
+void
+ncl_conv2d_forward_ref (const NclConvParams * p, const gfloat * in, gint n,
+    gint h, gint w, gfloat * out)
+{
+  gint d = MAX (p->dilation, 1);
+  gint cin_g = p->cin / p->groups;
+  gint cout_g = p->cout / p->groups;
+  gint oh, ow;
+
+  ncl_conv2d_out_size (p, h, w, &oh, &ow);
+
+  for (gint b = 0; b < n; b++) {
+    for (gint co = 0; co < p->cout; co++) {
+      gint g = co / cout_g;
+      const gfloat *wc = p->weight + (gsize) co * cin_g * p->kh * p->kw;
+
+      for (gint oy = 0; oy < oh; oy++) {
+        for (gint ox = 0; ox < ow; ox++) {
+          gfloat sum = 0.0f;
+
+          for (gint ci = 0; ci < cin_g; ci++) {
+            const gfloat *plane = in + ((gsize) b * p->cin + g * cin_g + ci)
+                * h * w;
+
+            for (gint ky = 0; ky < p->kh; ky++) {
+              gint iy = pad_index (oy * p->stride_h + ky * d - p->pad.top, h,
+                  p->pad.mode);
+
+              if (iy < 0)
+                continue;
+              for (gint kx = 0; kx < p->kw; kx++) {
+                gint ix = pad_index (ox * p->stride_w + kx * d - p->pad.left,
+                    w, p->pad.mode);
+
+                if (ix < 0)
+                  continue;
+                sum += wc[(ci * p->kh + ky) * p->kw + kx]
+                    * plane[(gsize) iy * w + ix];
+              }
+            }
+          }
+          if (p->bias != NULL)
+            sum += p->bias[co];
+          out[(((gsize) b * p->cout + co) * oh + oy) * ow + ox] =
+              ncl_activate (p->act, p->alpha, sum);
+        }
+      }
+    }
+  }
+}
+
+void
+ncl_conv2d_fold_batchnorm (gint cout, gint per_out, gfloat * weight,
+    gfloat * bias, const gfloat * gamma, const gfloat * beta,
+    const gfloat * mean, const gfloat * var, gfloat eps)
+{
+  for (gint co = 0; co < cout; co++) {
+    gfloat scale = (gamma != NULL ? gamma[co] : 1.0f) / sqrtf (var[co] + eps);
+    gfloat shift = beta != NULL ? beta[co] : 0.0f;
+
+    for (gint i = 0; i < per_out; i++)
+      weight[(gsize) co * per_out + i] *= scale;
+    bias[co] = (bias[co] - mean[co]) * scale + shift;
+  }
+}
+
+/* ---- device ------------------------------------------------------------- */
+
+static gboolean
+variant_applies (const NclConvParams * p, ConvVariant v)
+{
+  switch (v) {
+    case CONV_GENERIC:
+      return TRUE;
+    case CONV_DIRECT16:
+    case CONV_DIRECT4X64:
+      return p->groups == 1 && MAX (p->dilation, 1) == 1
+          && (p->stride_w == 1 || p->stride_w == 2) && p->kw <= 17;
+    default:
+      return FALSE;
+  }
+}
+
+static ConvVariant
+choose_variant (const NclConvParams * p)
+{
+  const gchar *force = g_getenv ("NEURALCL_CONV_VARIANT");
+
+  if (force != NULL && *force != '\0') {
+    for (gint v = 0; v < CONV_N_VARIANTS; v++) {
+      if (g_str_equal (force, variant_names[v]) && variant_applies (p, v))
+        return v;
+    }
+  }
+  if (variant_applies (p, CONV_DIRECT16))
+    return p->cout <= 8 ? CONV_DIRECT4X64 : CONV_DIRECT16;
+  return CONV_GENERIC;
+}
+
+/* Packs (cout, cin, kh, kw) into [cout_padded / tile][cin][kh][kw][tile]. */
+static gfloat *
+pack_direct (const NclConvParams * p, gint tile, gint cout_padded)
+{
+  gsize taps = (gsize) p->cin * p->kh * p->kw;
+  gfloat *packed = g_new0 (gfloat, (gsize) cout_padded * taps);
+
+  for (gint co = 0; co < p->cout; co++) {
+    for (gsize k = 0; k < taps; k++)
+      packed[((gsize) (co / tile) * taps + k) * tile + co % tile] =
+          p->weight[co * taps + k];
+  }
+  return packed;
+}
+
+NclConv *
+ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
+{
+  g_autoptr (NclConv) conv = NULL;
+  g_autofree gfloat *packed = NULL;
+  g_autofree gfloat *bias = NULL;
+  const gfloat *wsrc;
+  gsize wlen = (gsize) p->cout * (p->cin / MAX (p->groups, 1)) * p->kh
+      * p->kw;
+
+  if (p->cin <= 0 || p->cout <= 0 || p->kh <= 0 || p->kw <= 0
+      || p->stride_h <= 0 || p->stride_w <= 0 || p->groups <= 0
+      || p->cin % p->groups != 0 || p->cout % p->groups != 0
+      || p->pad.top < 0 || p->pad.bottom < 0 || p->pad.left < 0
+      || p->pad.right < 0 || p->weight == NULL) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "conv: invalid parameters (cin %d, cout %d, kernel %dx%d, stride "
+        "%dx%d, groups %d)", p->cin, p->cout, p->kh, p->kw, p->stride_h,
+        p->stride_w, p->groups);
+    return NULL;
+  }
+
+  conv = g_new0 (NclConv, 1);
+  conv->ctx = ncl_context_ref (ctx);
+  conv->p = *p;
+  conv->weight = g_memdup2 (p->weight, wlen * sizeof (gfloat));
+  conv->p.weight = conv->weight;
+  if (p->bias != NULL) {
+    conv->bias = g_memdup2 (p->bias, p->cout * sizeof (gfloat));
+    conv->p.bias = conv->bias;
+  }
+  conv->variant = choose_variant (p);
+
+  switch (conv->variant) {
+    case CONV_DIRECT16:
+    case CONV_DIRECT4X64:
+      conv->co_tile = conv->variant == CONV_DIRECT16 ? 16 : 4;
+      conv->pxv = conv->variant == CONV_DIRECT16 ? 1 : 4;
+      conv->cout_padded = (p->cout + conv->co_tile - 1) / conv->co_tile
+          * conv->co_tile;
+      packed = pack_direct (p, conv->co_tile, conv->cout_padded);
+      wsrc = packed;
+      wlen = (gsize) conv->cout_padded * p->cin * p->kh * p->kw;
+      conv->options = g_strdup_printf ("-DCO_TILE=%d -DPXV=%d -DKW=%d "
+          "-DSTRIDE_W=%d", conv->co_tile, conv->pxv, p->kw, p->stride_w);
+      break;
+    default:
+      conv->cout_padded = p->cout;
+      wsrc = p->weight;
+      conv->options = g_strdup_printf ("-DCOT=%d",
+          MIN (4, p->cout / p->groups));
+      break;
+  }
+
+  bias = g_new0 (gfloat, conv->cout_padded);
+  if (p->bias != NULL)
+    memcpy (bias, p->bias, p->cout * sizeof (gfloat));
+
+  conv->wbuf = ncl_buffer_from_host (ctx, wsrc, wlen, error);
+  if (conv->wbuf == NULL)
+    return NULL;
+  conv->bbuf = ncl_buffer_from_host (ctx, bias, conv->cout_padded, error);
+  if (conv->bbuf == NULL)
+    return NULL;
+
+  /* build now, so that a kernel problem shows up at load time */
+  if (ncl_context_get_kernel (ctx, "conv", conv->variant == CONV_GENERIC ?
+          "conv2d_generic" : "conv2d_direct", conv->options, error) == NULL)
+    return NULL;
+
+  return g_steal_pointer (&conv);
+}
+
+void
+ncl_conv_free (NclConv * conv)
+{
+  if (conv == NULL)
+    return;
+  g_clear_pointer (&conv->padded, ncl_tensor_free);
+  if (conv->bbuf != NULL)
+    clReleaseMemObject (conv->bbuf);
+  if (conv->wbuf != NULL)
+    clReleaseMemObject (conv->wbuf);
+  g_free (conv->options);
+  g_free (conv->bias);
+  g_free (conv->weight);
+  if (conv->ctx != NULL)
+    ncl_context_unref (conv->ctx);
+  g_free (conv);
+}
+
+const NclConvParams *
+ncl_conv_get_params (const NclConv * conv)
+{
+  return &conv->p;
+}
+
+const gchar *
+ncl_conv_get_variant (const NclConv * conv)
+{
+  return variant_names[conv->variant];
+}
+
+/* Pads @in into conv->padded. */
+static gboolean
+conv_pad (NclConv * conv, const NclTensor * in, GError ** error)
+{
+  const NclPadding *pad = &conv->p.pad;
+  gint ph = in->h + pad->top + pad->bottom;
+  gint pw = in->w + pad->left + pad->right;
+  gint planes = in->n * in->c;
+  gint mode = pad->mode;
+  gsize global[3] = { pw, ph, planes };
+  cl_kernel k;
+  gboolean ok;
+
+  if (conv->padded == NULL) {
+    conv->padded = ncl_tensor_new (conv->ctx, in->n, in->c, ph, pw, error);
+    if (conv->padded == NULL)
+      return FALSE;
+  } else if (!ncl_tensor_reshape (conv->padded, in->n, in->c, ph, pw, error)) {
+    return FALSE;
+  }
+
+  k = ncl_context_get_kernel (conv->ctx, "conv", "conv_pad", NULL, error);
+  if (k == NULL)
+    return FALSE;
+
+  ncl_context_lock (conv->ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
+      sizeof (cl_mem), &conv->padded->buf, sizeof (gint), &planes,
+      sizeof (gint), &in->h, sizeof (gint), &in->w, sizeof (gint), &ph,
+      sizeof (gint), &pw, sizeof (gint), &pad->top, sizeof (gint), &pad->left,
+      sizeof (gint), &mode, 0)
+      && ncl_context_run (conv->ctx, k, 3, global, NULL, error);
+  ncl_context_unlock (conv->ctx);
+  return ok;
+}
+
+gboolean
+ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
+    GError ** error)
+{
+  const NclConvParams *p = &conv->p;
+  const NclTensor *src = in;
+  gint oh, ow, h, w, n, act = p->act, dil = MAX (p->dilation, 1);
+  gsize global[3];
+  cl_kernel k;
+  gboolean ok;
+
+  if (in->c != p->cin) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "conv: input has %d channels, expected %d", in->c, p->cin);
+    return FALSE;
+  }
+  ncl_conv2d_out_size (p, in->h, in->w, &oh, &ow);
+  if (oh <= 0 || ow <= 0) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "conv: input %dx%d is smaller than the %dx%d kernel", in->h, in->w,
+        p->kh, p->kw);
+    return FALSE;
+  }
+  if (out == in) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_FAILED,
+        "conv: cannot run in place");
+    return FALSE;
+  }
+  if (!ncl_tensor_reshape (out, in->n, p->cout, oh, ow, error))
+    return FALSE;
+
+  if (p->pad.top || p->pad.bottom || p->pad.left || p->pad.right) {
+    if (!conv_pad (conv, in, error))
+      return FALSE;
+    src = conv->padded;
+  }
+  n = src->n;
+  h = src->h;
+  w = src->w;
+
+  if (conv->variant == CONV_GENERIC) {
+    gint cout_g = p->cout / p->groups;
+    gint cot = MIN (4, cout_g);
+
+    k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_generic",
+        conv->options, error);
+    if (k == NULL)
+      return FALSE;
+    global[0] = (gsize) p->groups * ((cout_g + cot - 1) / cot);
+    global[1] = (ow + 15) / 16;
+    global[2] = (gsize) n * oh;
+    ncl_context_lock (conv->ctx);
+    ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &src->buf,
+        sizeof (cl_mem), &conv->wbuf, sizeof (cl_mem), &conv->bbuf,
+        sizeof (cl_mem), &out->buf, sizeof (gint), &n, sizeof (gint), &p->cin,
+        sizeof (gint), &h, sizeof (gint), &w, sizeof (gint), &p->cout,
+        sizeof (gint), &oh, sizeof (gint), &ow, sizeof (gint), &p->kh,
+        sizeof (gint), &p->kw, sizeof (gint), &p->stride_h, sizeof (gint),
+        &p->stride_w, sizeof (gint), &dil, sizeof (gint), &p->groups,
+        sizeof (gint), &act, sizeof (gfloat), &p->alpha, 0)
+        && ncl_context_run (conv->ctx, k, 3, global, NULL, error);
+    ncl_context_unlock (conv->ctx);
+    return ok;
+  }
+
+  k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_direct",
+      conv->options, error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = conv->cout_padded / conv->co_tile;
+  global[1] = (ow + 16 * conv->pxv - 1) / (16 * conv->pxv);
+  global[2] = (gsize) n * oh;
+  ncl_context_lock (conv->ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &src->buf,
+      sizeof (cl_mem), &conv->wbuf, sizeof (cl_mem), &conv->bbuf,
+      sizeof (cl_mem), &out->buf, sizeof (gint), &n, sizeof (gint), &p->cin,
+      sizeof (gint), &h, sizeof (gint), &w, sizeof (gint), &p->cout,
+      sizeof (gint), &oh, sizeof (gint), &ow, sizeof (gint), &p->kh,
+      sizeof (gint), &p->stride_h, sizeof (gint), &act, sizeof (gfloat),
+      &p->alpha, 0)
+      && ncl_context_run (conv->ctx, k, 3, global, NULL, error);
+  ncl_context_unlock (conv->ctx);
+  return ok;
+}

@@ -1,2 +1,398 @@
-/* placeholder: being written */
-int main (void) { return 77; }
+/* Conv2d on the device against ncl_conv2d_forward_ref, for every kernel
+ * variant (forced through NEURALCL_CONV_VARIANT), on odd shapes, groups,
+ * padding modes and activations; plus batch-norm folding. */
+#include "common.h"
+
+#include <math.h>
+#include <string.h>
+
+#define ATOL 1e-3f
+#define RTOL 1e-4f
+
+typedef struct
+{
+  const gchar *name;
+  gint n, cin, cout, h, w, kh, kw, sh, sw, groups;
+  gint top, bottom, left, right;
+  NclPadMode mode;
+  NclActivation act;
+  gboolean bias;
+} ConvCase;
+
+#define Z NCL_PAD_ZERO
+#define R NCL_PAD_REFLECT
+#define E NCL_PAD_EDGE
+#define A0 NCL_ACT_NONE
+#define A1 NCL_ACT_RELU
+#define A2 NCL_ACT_LEAKY_RELU
+#define A3 NCL_ACT_SIGMOID
+#define A4 NCL_ACT_TANH
+
+static const ConvCase cases[] = {
+  /* name             n cin cout  h   w kh kw sh sw  g  t b l r mode act bias */
+  {"1x1 image k1",    1, 3, 5,    1,  1, 1, 1, 1, 1, 1, 0, 0, 0, 0, Z, A0, TRUE},
+  {"1x1 image pad",   1, 4, 17,   1,  1, 3, 3, 1, 1, 1, 1, 1, 1, 1, Z, A1, TRUE},
+  {"1x1 reflect",     1, 2, 3,    1,  1, 3, 3, 1, 1, 1, 1, 1, 1, 1, R, A0, TRUE},
+  {"3x5 k3",          1, 5, 7,    3,  5, 3, 3, 1, 1, 1, 0, 0, 0, 0, Z, A0, TRUE},
+  {"3x5 edge",        2, 3, 33,   3,  5, 3, 3, 1, 1, 1, 1, 1, 1, 1, E, A2, TRUE},
+  {"7x9 s2",          1, 5, 17,   7,  9, 3, 3, 2, 2, 1, 0, 0, 0, 0, Z, A1, TRUE},
+  {"7x9 s2 pad",      2, 3, 7,    7,  9, 3, 3, 2, 2, 1, 1, 1, 1, 1, R, A3, FALSE},
+  {"tf same s2",      1, 6, 16,   7,  9, 3, 3, 2, 2, 1, 0, 1, 0, 1, Z, A4, TRUE},
+  {"s2 even",         1, 8, 32,   8, 40, 3, 3, 2, 2, 1, 1, 1, 1, 1, R, A1, TRUE},
+  {"s1x2 mixed",      1, 4, 16,  11, 37, 3, 3, 1, 2, 1, 1, 1, 1, 1, E, A0, TRUE},
+  {"s2x1 mixed",      1, 4, 16,  11, 37, 3, 5, 2, 1, 1, 2, 2, 2, 2, R, A0, TRUE},
+  {"k5 wide",         2, 5, 17,  13, 50, 5, 5, 1, 1, 1, 2, 2, 2, 2, Z, A2, TRUE},
+  {"k1 cout1",        1, 7, 1,    9, 21, 1, 1, 1, 1, 1, 0, 0, 0, 0, Z, A3, TRUE},
+  {"k1 s2",           1, 16, 32, 10, 19, 1, 1, 2, 2, 1, 0, 0, 0, 0, Z, A0, TRUE},
+  {"k9 3->32",        1, 3, 32,  14, 35, 9, 9, 1, 1, 1, 4, 4, 4, 4, R, A1, TRUE},
+  {"k9 32->3",        1, 32, 3,  14, 70, 9, 9, 1, 1, 1, 4, 4, 4, 4, R, A0, TRUE},
+  {"k9 5->7 odd",     2, 5, 7,   10, 19, 9, 9, 1, 1, 1, 4, 4, 4, 4, E, A4, TRUE},
+  {"asym pad",        1, 4, 16,   9, 20, 3, 3, 1, 1, 1, 0, 2, 1, 0, Z, A1, TRUE},
+  {"asym reflect",    1, 4, 20,   9, 20, 4, 4, 1, 1, 1, 1, 2, 2, 1, R, A0, TRUE},
+  {"rect kernel",     1, 6, 18,  12, 33, 3, 7, 1, 1, 1, 1, 1, 3, 3, E, A0, TRUE},
+  {"groups 2",        1, 6, 10,  11, 23, 3, 3, 1, 1, 2, 1, 1, 1, 1, Z, A1, TRUE},
+  {"groups 2 s2",     2, 8, 4,   11, 23, 3, 3, 2, 2, 2, 1, 1, 1, 1, R, A0, TRUE},
+  {"depthwise",       1, 12, 12, 13, 29, 3, 3, 1, 1, 12, 1, 1, 1, 1, Z, A2, TRUE},
+  {"depthwise s2",    2, 5, 5,   13, 29, 3, 3, 2, 2, 5, 0, 1, 0, 1, Z, A1, TRUE},
+  {"depthwise x2",    1, 4, 8,    9, 17, 5, 5, 1, 1, 4, 2, 2, 2, 2, E, A0, FALSE},
+  {"wide 128",        1, 19, 48,  5, 130, 3, 3, 1, 1, 1, 1, 1, 1, 1, R, A1, TRUE},
+  /* Johnson TransformerNet shapes at 24x20 (after the reflection pad) */
+  {"johnson conv1",   1, 3, 32,  28, 32, 9, 9, 1, 1, 1, 0, 0, 0, 0, Z, A0, TRUE},
+  {"johnson conv2",   1, 32, 64, 22, 26, 3, 3, 2, 2, 1, 0, 0, 0, 0, Z, A0, TRUE},
+  {"johnson conv3",   1, 64, 128, 12, 14, 3, 3, 2, 2, 1, 0, 0, 0, 0, Z, A0, TRUE},
+  {"johnson res",     1, 128, 128, 7, 8, 3, 3, 1, 1, 1, 0, 0, 0, 0, Z, A0, TRUE},
+  {"johnson res pad", 1, 128, 128, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, R, A1, TRUE},
+  {"johnson deconv1", 1, 128, 64, 12, 14, 3, 3, 1, 1, 1, 0, 0, 0, 0, Z, A0, TRUE},
+  {"johnson deconv2", 1, 64, 32, 22, 26, 3, 3, 1, 1, 1, 0, 0, 0, 0, Z, A0, TRUE},
+  {"johnson deconv3", 1, 32, 3,  28, 32, 9, 9, 1, 1, 1, 0, 0, 0, 0, Z, A0, TRUE},
+};
+
+/* every variant ncl_conv_new can pick; each must be exercised */
+static const gchar *const variants[] = {
+  "generic", "direct16", "direct4x64",
+};
+
+#define N_VARIANTS G_N_ELEMENTS (variants)
+
+static void
+case_params (const ConvCase * c, NclConvParams * p)
+{
+  memset (p, 0, sizeof (*p));
+  p->cin = c->cin;
+  p->cout = c->cout;
+  p->kh = c->kh;
+  p->kw = c->kw;
+  p->stride_h = c->sh;
+  p->stride_w = c->sw;
+  p->dilation = 1;
+  p->groups = c->groups;
+  p->pad.top = c->top;
+  p->pad.bottom = c->bottom;
+  p->pad.left = c->left;
+  p->pad.right = c->right;
+  p->pad.mode = c->mode;
+  p->act = c->act;
+  p->alpha = 0.1f;
+}
+
+/* Runs @p on the device over @in (n, cin, h, w) and compares with the
+ * reference; returns the variant name used (static string). */
+static const gchar *
+check_conv (NclContext * ctx, const gchar * label, const NclConvParams * p,
+    const gfloat * in, gint n, gint h, gint w)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (NclConv) conv = NULL;
+  g_autoptr (NclTensor) tin = NULL;
+  g_autoptr (NclTensor) tout = NULL;
+  g_autofree gfloat *want = NULL;
+  g_autofree gfloat *got = NULL;
+  g_autofree gchar *full = NULL;
+  const gchar *variant;
+  gint oh, ow;
+
+  ncl_conv2d_out_size (p, h, w, &oh, &ow);
+  want = g_new (gfloat, (gsize) n * p->cout * oh * ow);
+  ncl_conv2d_forward_ref (p, in, n, h, w, want);
+
+  conv = ncl_conv_new (ctx, p, &error);
+  NCL_CHECK_NO_ERROR (error);
+  if (conv == NULL)
+    return NULL;
+  variant = ncl_conv_get_variant (conv);
+
+  tin = ncl_test_tensor (ctx, in, n, p->cin, h, w);
+  /* a wrong initial shape: forward must reshape it */
+  tout = ncl_test_tensor (ctx, NULL, 1, 1, 2, 3);
+  NCL_CHECK (ncl_conv_forward (conv, tin, tout, &error));
+  NCL_CHECK_NO_ERROR (error);
+  NCL_CHECK (tout->n == n && tout->c == p->cout && tout->h == oh
+      && tout->w == ow);
+  if (tout->n != n || tout->c != p->cout || tout->h != oh || tout->w != ow)
+    return variant;
+
+  got = ncl_test_download (tout);
+  full = g_strdup_printf ("%s [%s]", label, variant);
+  ncl_test_compare (full, got, want, (gsize) n * p->cout * oh * ow, ATOL,
+      RTOL);
+  return variant;
+}
+
+/* Every case with every variant forced (a variant that does not apply falls
+ * back to the automatic choice, which is then not tested twice). */
+static void
+test_cases (NclContext * ctx)
+{
+  guint used[N_VARIANTS] = { 0 };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    const ConvCase *c = &cases[i];
+    NclConvParams p;
+    gint cin_g = c->cin / c->groups;
+    gsize nin = (gsize) c->n * c->cin * c->h * c->w;
+    gsize nw = (gsize) c->cout * cin_g * c->kh * c->kw;
+    g_autofree gfloat *in = g_new (gfloat, nin);
+    g_autofree gfloat *weight = g_new (gfloat, nw);
+    g_autofree gfloat *bias = g_new (gfloat, c->cout);
+    gfloat scale = 1.0f / sqrtf ((gfloat) cin_g * c->kh * c->kw);
+
+    case_params (c, &p);
+    ncl_test_fill_random (in, nin, 100 + i, -1.0f, 1.0f);
+    ncl_test_fill_random (weight, nw, 200 + i, -2.0f * scale, 2.0f * scale);
+    ncl_test_fill_random (bias, c->cout, 300 + i, -0.5f, 0.5f);
+    p.weight = weight;
+    p.bias = c->bias ? bias : NULL;
+
+    g_unsetenv ("NEURALCL_CONV_VARIANT");
+    check_conv (ctx, c->name, &p, in, c->n, c->h, c->w);
+
+    for (gsize v = 0; v < N_VARIANTS; v++) {
+      const gchar *got;
+
+      g_setenv ("NEURALCL_CONV_VARIANT", variants[v], TRUE);
+      got = check_conv (ctx, c->name, &p, in, c->n, c->h, c->w);
+      if (got != NULL && g_str_equal (got, variants[v]))
+        used[v]++;
+    }
+  }
+  g_unsetenv ("NEURALCL_CONV_VARIANT");
+
+  for (gsize v = 0; v < N_VARIANTS; v++) {
+    g_print ("variant %s: %u cases\n", variants[v], used[v]);
+    NCL_CHECK (used[v] >= 5);
+  }
+}
+
+/* One conv object run on two input sizes and batch counts in turn: the
+ * padding scratch and the output must follow the input. */
+static void
+test_reuse (NclContext * ctx)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (NclConv) conv = NULL;
+  g_autoptr (NclTensor) tout = NULL;
+  NclConvParams p;
+  static const ConvCase c =
+      { "reuse", 1, 8, 24, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1, 1, R, A1, TRUE };
+  static const gint sizes[][3] = { {1, 17, 35}, {2, 6, 9}, {1, 17, 35} };
+  gfloat weight[24 * 8 * 9], bias[24];
+
+  case_params (&c, &p);
+  ncl_test_fill_random (weight, G_N_ELEMENTS (weight), 7, -0.2f, 0.2f);
+  ncl_test_fill_random (bias, 24, 8, -0.5f, 0.5f);
+  p.weight = weight;
+  p.bias = bias;
+  conv = ncl_conv_new (ctx, &p, &error);
+  NCL_CHECK_NO_ERROR (error);
+  tout = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+
+  for (gsize i = 0; conv != NULL && i < G_N_ELEMENTS (sizes); i++) {
+    gint n = sizes[i][0], h = sizes[i][1], w = sizes[i][2], oh, ow;
+    gsize nin = (gsize) n * 8 * h * w;
+    g_autofree gfloat *in = g_new (gfloat, nin);
+    g_autofree gfloat *want = NULL;
+    g_autofree gfloat *got = NULL;
+    g_autoptr (NclTensor) tin = NULL;
+    g_autofree gchar *label = g_strdup_printf ("reuse %dx%dx%d", n, h, w);
+
+    ncl_test_fill_random (in, nin, 40 + i, -1.0f, 1.0f);
+    ncl_conv2d_out_size (&p, h, w, &oh, &ow);
+    want = g_new (gfloat, (gsize) n * 24 * oh * ow);
+    ncl_conv2d_forward_ref (&p, in, n, h, w, want);
+    tin = ncl_test_tensor (ctx, in, n, 8, h, w);
+    NCL_CHECK (ncl_conv_forward (conv, tin, tout, &error));
+    NCL_CHECK_NO_ERROR (error);
+    got = ncl_test_download (tout);
+    ncl_test_compare (label, got, want, (gsize) n * 24 * oh * ow, ATOL, RTOL);
+  }
+}
+
+/* The reference itself on a hand-computed case: 1 channel 3x3 input,
+ * 2x2 kernel of ones, reflect padding on the right only. */
+static void
+test_ref_by_hand (void)
+{
+  const gfloat in[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+  const gfloat weight[4] = { 1, 1, 1, 1 };
+  const gfloat bias[1] = { -10 };
+  /* padded rows: 1 2 3 2 / 4 5 6 5 / 7 8 9 8 */
+  const gfloat want[6] = { 2, 6, 6, 14, 18, 18 };
+  gfloat out[6];
+  NclConvParams p = { 0 };
+  gint oh, ow;
+
+  p.cin = p.cout = 1;
+  p.kh = p.kw = 2;
+  p.stride_h = p.stride_w = 1;
+  p.groups = 1;
+  p.pad.right = 1;
+  p.pad.mode = NCL_PAD_REFLECT;
+  p.act = NCL_ACT_NONE;
+  p.weight = weight;
+  p.bias = bias;
+  ncl_conv2d_out_size (&p, 3, 3, &oh, &ow);
+  NCL_CHECK (oh == 2 && ow == 3);
+  ncl_conv2d_forward_ref (&p, in, 1, 3, 3, out);
+  ncl_test_compare ("reference by hand", out, want, 6, 0.0f, 0.0f);
+
+  p.act = NCL_ACT_RELU;
+  p.stride_w = 2;
+  p.pad.mode = NCL_PAD_EDGE;
+  /* edge-padded rows: 1 2 3 3 / ..., stride 2: columns 0 and 2 */
+  ncl_conv2d_out_size (&p, 3, 3, &oh, &ow);
+  NCL_CHECK (oh == 2 && ow == 2);
+  ncl_conv2d_forward_ref (&p, in, 1, 3, 3, out);
+  {
+    const gfloat want2[4] = { 2, 8, 14, 20 };
+
+    ncl_test_compare ("reference by hand, edge s2", out, want2, 4, 0.0f,
+        0.0f);
+  }
+}
+
+/* conv followed by an inference batch norm, computed by hand, against the
+ * folded conv (reference and device). */
+static void
+test_fold_batchnorm (NclContext * ctx)
+{
+  enum
+  { CIN = 5, COUT = 6, H = 9, W = 11, K = 3 };
+  const gsize per_out = CIN * K * K;
+  const gfloat eps = 1e-3f;
+  gfloat weight[COUT * CIN * K * K], bias[COUT];
+  gfloat gamma[COUT], beta[COUT], mean[COUT], var[COUT];
+  gfloat in[CIN * H * W];
+  gfloat plain[COUT * H * W], want[COUT * H * W], folded[COUT * H * W];
+  NclConvParams p;
+  static const ConvCase c =
+      { "bn", 1, CIN, COUT, H, W, K, K, 1, 1, 1, 1, 1, 1, 1, Z, A0, FALSE };
+
+  case_params (&c, &p);
+  ncl_test_fill_random (weight, G_N_ELEMENTS (weight), 51, -0.3f, 0.3f);
+  ncl_test_fill_random (in, G_N_ELEMENTS (in), 52, -1.0f, 1.0f);
+  ncl_test_fill_random (gamma, COUT, 53, 0.5f, 1.5f);
+  ncl_test_fill_random (beta, COUT, 54, -1.0f, 1.0f);
+  ncl_test_fill_random (mean, COUT, 55, -0.5f, 0.5f);
+  ncl_test_fill_random (var, COUT, 56, 0.1f, 2.0f);
+
+  /* conv without bias, then BN by hand */
+  p.weight = weight;
+  p.bias = NULL;
+  ncl_conv2d_forward_ref (&p, in, 1, H, W, plain);
+  for (gint co = 0; co < COUT; co++) {
+    for (gint i = 0; i < H * W; i++) {
+      gfloat x = plain[co * H * W + i];
+
+      want[co * H * W + i] = (x - mean[co]) / sqrtf (var[co] + eps)
+          * gamma[co] + beta[co];
+    }
+  }
+
+  /* fold into a conv that had no bias (bias starts at 0) */
+  memset (bias, 0, sizeof (bias));
+  ncl_conv2d_fold_batchnorm (COUT, per_out, weight, bias, gamma, beta, mean,
+      var, eps);
+  p.bias = bias;
+  ncl_conv2d_forward_ref (&p, in, 1, H, W, folded);
+  ncl_test_compare ("fold batchnorm (reference)", folded, want,
+      G_N_ELEMENTS (want), ATOL, RTOL);
+  check_conv (ctx, "fold batchnorm", &p, in, 1, H, W);
+
+  /* a conv with a bias: the bias goes through the norm as well */
+  {
+    gfloat w2[COUT * CIN * K * K], b2[COUT], b2_orig[COUT];
+
+    ncl_test_fill_random (w2, G_N_ELEMENTS (w2), 57, -0.3f, 0.3f);
+    ncl_test_fill_random (b2, COUT, 58, -1.0f, 1.0f);
+    memcpy (b2_orig, b2, sizeof (b2));
+    p.weight = w2;
+    p.bias = b2_orig;
+    ncl_conv2d_forward_ref (&p, in, 1, H, W, plain);
+    for (gint co = 0; co < COUT; co++) {
+      for (gint i = 0; i < H * W; i++) {
+        gfloat x = plain[co * H * W + i];
+
+        want[co * H * W + i] = (x - mean[co]) / sqrtf (var[co] + eps)
+            * gamma[co] + beta[co];
+      }
+    }
+    ncl_conv2d_fold_batchnorm (COUT, per_out, w2, b2, gamma, beta, mean, var,
+        eps);
+    p.bias = b2;
+    ncl_conv2d_forward_ref (&p, in, 1, H, W, folded);
+    ncl_test_compare ("fold batchnorm with bias", folded, want,
+        G_N_ELEMENTS (want), ATOL, RTOL);
+  }
+}
+
+/* Bad parameters and shapes give errors, not crashes. */
+static void
+test_errors (NclContext * ctx)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (NclConv) conv = NULL;
+  g_autoptr (NclTensor) tin = NULL;
+  g_autoptr (NclTensor) tout = NULL;
+  gfloat weight[4 * 3 * 9] = { 0 };
+  NclConvParams p;
+  static const ConvCase c =
+      { "err", 1, 6, 4, 0, 0, 3, 3, 1, 1, 4, 0, 0, 0, 0, Z, A0, FALSE };
+
+  case_params (&c, &p);
+  p.weight = weight;
+  /* 6 input channels do not split into 4 groups */
+  NCL_CHECK (ncl_conv_new (ctx, &p, &error) == NULL);
+  NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
+  g_clear_error (&error);
+
+  p.groups = 1;
+  p.cin = 3;
+  conv = ncl_conv_new (ctx, &p, &error);
+  NCL_CHECK_NO_ERROR (error);
+  if (conv == NULL)
+    return;
+  /* wrong channel count */
+  tin = ncl_test_tensor (ctx, NULL, 1, 5, 8, 8);
+  tout = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  NCL_CHECK (!ncl_conv_forward (conv, tin, tout, &error));
+  NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
+  g_clear_error (&error);
+  /* smaller than the kernel */
+  g_clear_pointer (&tin, ncl_tensor_free);
+  tin = ncl_test_tensor (ctx, NULL, 1, 3, 2, 8);
+  NCL_CHECK (!ncl_conv_forward (conv, tin, tout, &error));
+  NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
+}
+
+int
+main (void)
+{
+  g_autoptr (NclContext) ctx = ncl_test_context ();
+
+  test_ref_by_hand ();
+  test_cases (ctx);
+  test_reuse (ctx);
+  test_fold_batchnorm (ctx);
+  test_errors (ctx);
+  return ncl_test_finish ();
+}
