@@ -315,7 +315,7 @@ static const CorruptCase corrupt_cases[] = {
         "\"data_offsets\":[0,16]}}", -1, 16, NCL_ERROR_INVALID_MODEL, "h",
       "needs 8"},
   {"reversed.safetensors", "{\"w\":{" T4 ",\"data_offsets\":[16,0]}}", -1,
-      16, NCL_ERROR_INVALID_MODEL, "w", "end before begin"},
+      16, NCL_ERROR_INVALID_MODEL, "w", "end is before begin"},
   {"overlap.safetensors", "{\"first\":{" T4 ",\"data_offsets\":[0,16]},"
         "\"second\":{" T4 ",\"data_offsets\":[8,24]}}", -1, 24,
       NCL_ERROR_INVALID_MODEL, "second", "overlap tensor 'first' [0, 16]"},
