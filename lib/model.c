@@ -713,7 +713,12 @@ ncl_model_parse (const gchar * path, const gchar * yaml_text,
           "missing 'weights' (a .safetensors file)");
       return NULL;
     }
-    wpath = ncl_yaml_doc_resolve_path (doc, weights_rel);
+    if (g_path_is_absolute (weights_rel)) {
+      wpath = g_strdup (weights_rel);
+    } else {
+      g_autofree gchar *dir = g_path_get_dirname (path);
+      wpath = g_build_filename (dir, weights_rel, NULL);
+    }
     own_st = ncl_safetensors_load (wpath, error);
     if (own_st == NULL)
       return NULL;
