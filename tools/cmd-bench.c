@@ -24,7 +24,7 @@
 
 typedef struct
 {
-  gint width, height;           /* as run (rounded up to the model's multiple) */
+  gint width, height;           /* rounded up to the model's multiple */
   gdouble median_s, min_s, max_s;
   gint runs;
   gdouble macs;                 /* whole network, one frame */
@@ -287,6 +287,7 @@ ncl_cli_bench (gint argc, gchar ** argv)
     {NULL}
   };
   GOptionContext *octx = g_option_context_new (NULL);
+  const gchar *name = ncl_cli_name (argv[0]);
   g_autoptr (GError) error = NULL;
   g_autoptr (NclModel) model = NULL;
   g_autoptr (NclContext) ctx = NULL;
@@ -310,25 +311,25 @@ ncl_cli_bench (gint argc, gchar ** argv)
     return NCL_CLI_EXIT_FAILURE;
 
   if (runs < 1)
-    return ncl_cli_fail ("%s: --runs must be at least 1, got %d", argv[0],
+    return ncl_cli_fail ("%s: --runs must be at least 1, got %d", name,
         runs);
   if (warmup < 0)
-    return ncl_cli_fail ("%s: --warmup must be 0 or more, got %d", argv[0],
+    return ncl_cli_fail ("%s: --warmup must be 0 or more, got %d", name,
         warmup);
   if (layers && no_layers)
     return ncl_cli_fail ("%s: --layers and --no-layers exclude each other",
-        argv[0]);
+        name);
 
   size_list = g_strsplit (sizes != NULL ? sizes : DEFAULT_SIZES, ",", -1);
   n_sizes = g_strv_length (size_list);
   if (n_sizes == 0)
-    return ncl_cli_fail ("%s: --sizes is empty", argv[0]);
+    return ncl_cli_fail ("%s: --sizes is empty", name);
   widths = g_new (gint, n_sizes);
   heights = g_new (gint, n_sizes);
   for (guint i = 0; i < n_sizes; i++) {
     if (!ncl_cli_parse_size (g_strstrip (size_list[i]), &widths[i],
             &heights[i], &error))
-      return ncl_cli_fail ("%s: --sizes: %s", argv[0], error->message);
+      return ncl_cli_fail ("%s: --sizes: %s", name, error->message);
   }
 
   path = ncl_style_resolve (model_name != NULL ? model_name : DEFAULT_MODEL,

@@ -4,7 +4,7 @@
  *
  *   neuralcl style list
  *   neuralcl style apply --model NAME|PATH [OPTIONS] INPUT OUTPUT
- *   neuralcl style tensor --model NAME|PATH INPUT.safetensors OUTPUT.safetensors
+ *   neuralcl style tensor --model NAME|PATH IN.safetensors OUT.safetensors
  */
 #include "config.h"
 
@@ -102,6 +102,7 @@ style_tensor (gint argc, gchar ** argv)
   };
   GOptionContext *octx =
       g_option_context_new ("INPUT.safetensors OUTPUT.safetensors");
+  const gchar *name = ncl_cli_name (argv[0]);
   g_autoptr (GError) error = NULL;
   g_autoptr (NclSafetensors) in_file = NULL;
   g_autoptr (NclModel) model = NULL;
@@ -124,7 +125,7 @@ style_tensor (gint argc, gchar ** argv)
   in_path = argv[1];
   out_path = argv[2];
   if (model_name == NULL)
-    return ncl_cli_fail ("%s: --model is required", argv[0]);
+    return ncl_cli_fail ("%s: --model is required", name);
 
   in_file = ncl_safetensors_load (in_path, &error);
   if (in_file == NULL)
@@ -340,6 +341,21 @@ count_frame (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   return GST_PAD_PROBE_OK;
 }
 
+/* Image output: only the first frame is styled; later ones are refused with
+ * EOS so that upstream stops (the encoder ends the stream after one frame
+ * anyway, with snapshot=true). */
+static GstPadProbeReturn
+first_frame_only (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  gint *seen = user_data;
+
+  if (g_atomic_int_add (seen, 1) == 0)
+    return GST_PAD_PROBE_OK;
+  gst_buffer_unref (GST_PAD_PROBE_INFO_BUFFER (info));
+  GST_PAD_PROBE_INFO_FLOW_RETURN (info) = GST_FLOW_EOS;
+  return GST_PAD_PROBE_HANDLED;
+}
+
 static void
 print_progress (ApplyRun * run, gboolean final)
 {
@@ -356,11 +372,15 @@ print_progress (ApplyRun * run, gboolean final)
   if (frames > 0)
     rate = g_strdup_printf (" (%.2f s/frame)", elapsed / frames);
 
-  fprintf (stderr, "%s%s: %d frame%s in %.1f s%s%s%s",
-      run->tty ? "\r\033[K" : "", run->program, frames,
-      frames == 1 ? "" : "s", elapsed, rate != NULL ? rate : "",
-      percent != NULL ? percent : "",
-      run->tty && !final ? "" : "\n");
+  if (frames == 0 && !final)
+    fprintf (stderr, "%s%s: starting (model, kernels) for %.1f s%s",
+        run->tty ? "\r\033[K" : "", run->program, elapsed,
+        run->tty ? "" : "\n");
+  else
+    fprintf (stderr, "%s%s: %d frame%s in %.1f s%s%s%s",
+        run->tty ? "\r\033[K" : "", run->program, frames,
+        frames == 1 ? "" : "s", elapsed, rate != NULL ? rate : "",
+        percent != NULL ? percent : "", run->tty && !final ? "" : "\n");
   fflush (stderr);
   run->progress_shown = TRUE;
 }
@@ -424,11 +444,14 @@ on_bus_message (GstBus * bus, GstMessage * msg, gpointer user_data)
 /* Runs @pipeline to EOS or error, printing progress.  Returns the number
  * of frames styled, or -1 on error (already printed). */
 static gint
-run_pipeline (GstElement * pipeline, GstElement * st, const gchar * program)
+run_pipeline (GstElement * pipeline, GstElement * st, gboolean one_frame,
+    const gchar * program)
 {
   ApplyRun run = { 0 };
   g_autoptr (GstBus) bus = gst_element_get_bus (pipeline);
   g_autoptr (GstPad) src = gst_element_get_static_pad (st, "src");
+  g_autoptr (GstPad) sink = gst_element_get_static_pad (st, "sink");
+  gint seen = 0;
   guint bus_watch, tick, sigint;
 
   run.loop = g_main_loop_new (NULL, FALSE);
@@ -440,6 +463,9 @@ run_pipeline (GstElement * pipeline, GstElement * st, const gchar * program)
   if (src != NULL)
     gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER, count_frame, &run,
         NULL);
+  if (one_frame && sink != NULL)
+    gst_pad_add_probe (sink, GST_PAD_PROBE_TYPE_BUFFER, first_frame_only,
+        &seen, NULL);
   bus_watch = gst_bus_add_watch (bus, on_bus_message, &run);
   tick = g_timeout_add_seconds (run.tty ? 1 : 5, progress_tick, &run);
   sigint = g_unix_signal_add (SIGINT, on_interrupt, &run);
@@ -500,6 +526,7 @@ style_apply (gint argc, gchar ** argv)
     {NULL}
   };
   GOptionContext *octx = g_option_context_new ("INPUT OUTPUT");
+  const gchar *name = ncl_cli_name (argv[0]);
   g_autoptr (GError) error = NULL;
   g_autoptr (NclModel) model = NULL;
   g_autoptr (GstElement) pipeline = NULL;
@@ -544,12 +571,12 @@ style_apply (gint argc, gchar ** argv)
   if (size != NULL && !ncl_cli_parse_size (size, &settings.inference_width,
           &settings.inference_height, &error)) {
     ncl_style_settings_clear (&settings);
-    return ncl_cli_fail ("%s: --inference-size: %s", argv[0], error->message);
+    return ncl_cli_fail ("%s: --inference-size: %s", name, error->message);
   }
 
   if (settings.strength < 0.0 || settings.strength > 1.0) {
     ncl_style_settings_clear (&settings);
-    return ncl_cli_fail ("%s: strength %g out of range 0..1", argv[0],
+    return ncl_cli_fail ("%s: strength %g out of range 0..1", name,
         settings.strength);
   }
   if (!g_file_test (in_path, G_FILE_TEST_IS_REGULAR)) {
@@ -577,9 +604,9 @@ style_apply (gint argc, gchar ** argv)
     return ncl_cli_fail_error (error);
   }
 
-  launch = g_strdup_printf ("filesrc name=src ! decodebin ! queue "
-      "! videoconvert ! styletransfer name=st ! queue ! videoconvert "
-      "! %s ! filesink name=sink", kind->encoder);
+  launch = g_strdup_printf ("filesrc name=source ! decodebin ! queue "
+      "! videoconvert ! styletransfer name=styletransfer ! queue "
+      "! videoconvert ! %s ! filesink name=sink", kind->encoder);
   pipeline = gst_parse_launch (launch, &error);
   if (pipeline == NULL || error != NULL) {
     ncl_style_settings_clear (&settings);
@@ -590,8 +617,8 @@ style_apply (gint argc, gchar ** argv)
         "gstreamer1.0-plugins-good, -base and gstreamer1.0-libav)" : "");
   }
   gst_object_ref_sink (pipeline);
-  st = gst_bin_get_by_name (GST_BIN (pipeline), "st");
-  src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  st = gst_bin_get_by_name (GST_BIN (pipeline), "styletransfer");
+  src = gst_bin_get_by_name (GST_BIN (pipeline), "source");
   sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
   g_object_set (src, "location", in_path, NULL);
   g_object_set (sink, "location", out_path, NULL);
@@ -601,14 +628,14 @@ style_apply (gint argc, gchar ** argv)
     return ncl_cli_fail_error (error);
   }
 
-  g_printerr ("%s: %s -> %s, model %s, strength %g%s%s%s\n", argv[0],
-      in_path, out_path, ncl_model_get_name (model), settings.strength,
+  g_printerr ("%s: %s -> %s, model %s, strength %g%s%s%s\n", name, in_path,
+      out_path, ncl_model_get_name (model), settings.strength,
       settings.preserve_colors ? ", preserving colours" : "",
       settings.device != NULL ? ", device " : "",
       settings.device != NULL ? settings.device : "");
   ncl_style_settings_clear (&settings);
 
-  frames = run_pipeline (pipeline, st, argv[0]);
+  frames = run_pipeline (pipeline, st, kind->is_image, name);
   if (frames < 0) {
     g_unlink (out_path);
     return NCL_CLI_EXIT_FAILURE;
@@ -620,8 +647,11 @@ style_apply (gint argc, gchar ** argv)
   if (g_stat (out_path, &sb) != 0 || sb.st_size == 0)
     return ncl_cli_fail ("%s: nothing was written", out_path);
 
-  g_printerr ("%s: wrote %s (%d frame%s)\n", argv[0], out_path, frames,
-      frames == 1 ? "" : "s");
+  if (kind->is_image)
+    g_printerr ("%s: wrote %s\n", name, out_path);
+  else
+    g_printerr ("%s: wrote %s (%d frame%s)\n", name, out_path, frames,
+        frames == 1 ? "" : "s");
   return NCL_CLI_EXIT_OK;
 }
 

@@ -49,6 +49,10 @@ gint ncl_cli_dispatch (const gchar * program, const gchar * summary,
 gboolean ncl_cli_parse (GOptionContext * octx, gint * argc, gchar *** argv,
     gint n_args);
 
+/* "neuralcl style apply" -> "style apply": the command named in messages
+ * (which ncl_cli_fail() already starts with "neuralcl: "). */
+const gchar *ncl_cli_name (const gchar * argv0);
+
 /* Parses "WxH" (both > 0).  Returns FALSE with @error set otherwise. */
 gboolean ncl_cli_parse_size (const gchar * s, gint * width, gint * height,
     GError ** error);

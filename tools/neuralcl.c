@@ -9,6 +9,7 @@
 
 #include "neuralcl-cli.h"
 
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -83,14 +84,17 @@ ncl_cli_dispatch (const gchar * program, const gchar * summary,
   g_autofree gchar *sub_name = NULL;
   gboolean top_level = strchr (program, ' ') == NULL;
   const gchar *what = top_level ? "subcommand" : "action";
+  /* messages already start with "neuralcl: " */
+  g_autofree gchar *where = top_level ? g_strdup ("") :
+      g_strdup_printf ("%s: ", strchr (program, ' ') + 1);
 
   for (const NclCliCommand * c = actions; c->name != NULL; c++)
     g_string_append_printf (names, "%s%s", names->len > 0 ? ", " : "",
         c->name);
 
   if (argc < 2)
-    return ncl_cli_fail ("%s: missing %s (one of: %s); see \"%s --help\"",
-        program, what, names->str, program);
+    return ncl_cli_fail ("%smissing %s (one of: %s); see \"%s --help\"",
+        where, what, names->str, program);
 
   if (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")
       || g_str_equal (argv[1], "help") || g_str_equal (argv[1], "-?")) {
@@ -112,9 +116,9 @@ ncl_cli_dispatch (const gchar * program, const gchar * summary,
   }
 
   if (argv[1][0] == '-')
-    return ncl_cli_fail ("%s: expected a %s before option '%s' (one of: %s)",
-        program, what, argv[1], names->str);
-  return ncl_cli_fail ("%s: unknown %s '%s' (one of: %s)", program, what,
+    return ncl_cli_fail ("%sexpected a %s before option '%s' (one of: %s)",
+        where, what, argv[1], names->str);
+  return ncl_cli_fail ("%sunknown %s '%s' (one of: %s)", where, what,
       argv[1], names->str);
 }
 
@@ -124,6 +128,7 @@ ncl_cli_parse (GOptionContext * octx, gint * argc, gchar *** argv,
 {
   g_autoptr (GError) error = NULL;
   g_autofree gchar *program = g_strdup ((*argv)[0]);
+  const gchar *cmd = ncl_cli_name (program);
   gboolean ok;
 
   if (g_get_prgname () == NULL)
@@ -132,7 +137,7 @@ ncl_cli_parse (GOptionContext * octx, gint * argc, gchar *** argv,
   ok = g_option_context_parse (octx, argc, argv, &error);
   g_option_context_free (octx);
   if (!ok) {
-    ncl_cli_fail ("%s: %s", program, error->message);
+    ncl_cli_fail ("%s: %s", cmd, error->message);
     return FALSE;
   }
 
@@ -148,7 +153,7 @@ ncl_cli_parse (GOptionContext * octx, gint * argc, gchar *** argv,
 
   for (gint i = 1; i < *argc; i++) {
     if ((*argv)[i][0] == '-' && (*argv)[i][1] != '\0') {
-      ncl_cli_fail ("%s: unknown option '%s'", program, (*argv)[i]);
+      ncl_cli_fail ("%s: unknown option '%s'", cmd, (*argv)[i]);
       return FALSE;
     }
   }
@@ -156,13 +161,20 @@ ncl_cli_parse (GOptionContext * octx, gint * argc, gchar *** argv,
   if (n_args >= 0 && *argc - 1 != n_args) {
     if (*argc - 1 < n_args)
       ncl_cli_fail ("%s: expected %d argument%s, got %d; see \"%s --help\"",
-          program, n_args, n_args == 1 ? "" : "s", *argc - 1, program);
+          cmd, n_args, n_args == 1 ? "" : "s", *argc - 1, program);
     else
       ncl_cli_fail ("%s: unexpected argument '%s'; see \"%s --help\"",
-          program, (*argv)[n_args + 1], program);
+          cmd, (*argv)[n_args + 1], program);
     return FALSE;
   }
   return TRUE;
+}
+
+const gchar *
+ncl_cli_name (const gchar * argv0)
+{
+  return g_str_has_prefix (argv0, "neuralcl ") ?
+      argv0 + strlen ("neuralcl ") : argv0;
 }
 
 gboolean
@@ -265,6 +277,7 @@ print_version (void)
 int
 main (int argc, char **argv)
 {
+  setlocale (LC_ALL, "");
   if (argc >= 2 && g_str_equal (argv[1], "--version"))
     return print_version ();
 

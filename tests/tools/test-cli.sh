@@ -110,7 +110,8 @@ else
 fi
 
 run models models list
-bad_lines=$(awk -F '\t' 'NF != 4 || $1 != "style" || $3 !~ /^[0-9a-f]{64}$/' \
+# (mawk has no {64} intervals)
+bad_lines=$(awk -F '\t' 'NF != 4 || $1 != "style" || length($3) != 64 || $3 !~ /^[0-9a-f]+$/' \
     "$TMP/models.out" | wc -l)
 missing=0
 while IFS=$'\t' read -r _ _ _ path; do
