@@ -350,7 +350,7 @@ ncl_resize_bilinear_ref (const gfloat * in, gint n, gint c, gint h, gint w,
   }
 }
 
-/* ---- device ---------------------------------------------------------------- */
+/* ---- device ------------------------------------------------------------- */
 
 gboolean
 ncl_resize_bilinear (NclContext * ctx, const NclTensor * in, NclTensor * out,

@@ -495,6 +495,9 @@ main (void)
     near += fnear;
     bytes += fbytes;
   }
+  /* Larger than the first staging allocation (64 KiB): it must grow. */
+  test_format (ctx, io, NCL_FORMAT_BGRA, 203, 91, rand, &near, &bytes);
+  test_format (ctx, io, NCL_FORMAT_I420, 333, 201, rand, &near, &bytes);
   g_print ("downloads: %" G_GSIZE_FORMAT " bytes, %" G_GSIZE_FORMAT
       " chroma bytes off by one\n", bytes, near);
   test_yuv_round_trip (ctx, io, NCL_FORMAT_I420);
