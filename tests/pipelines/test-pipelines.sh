@@ -60,7 +60,6 @@ for file in "$dir"/*.txt; do
 
   out=$tmp/$name
   mkdir -p "$out"
-  # shellcheck disable=SC2016 # the placeholders are literal
   launch=$(printf '%s\n' "$line" | sed -e "s|\$OUT|$out|g" \
     -e "s|\$MEDIA|$media|g" -e "s|\$CONFIG|$config|g")
 
@@ -68,6 +67,7 @@ for file in "$dir"/*.txt; do
   missing=
   set -f
   for word in $line; do
+    # shellcheck disable=SC2016
     case $word in
       *'$MEDIA/'*)
         path=$media/${word#*\$MEDIA/}
@@ -81,9 +81,14 @@ for file in "$dir"/*.txt; do
     continue
   fi
 
+  # one word per argument, as a shell would split the line (so paths with
+  # spaces do not work); no globbing of the caps' brackets
   start=$(date +%s)
-  timeout "$limit" gst-launch-1.0 -e "$launch" >"$out.log" 2>&1
+  set -f
+  # shellcheck disable=SC2086
+  timeout "$limit" gst-launch-1.0 -e $launch >"$out.log" 2>&1
   rc=$?
+  set +f
   secs=$(($(date +%s) - start))
 
   reason=
@@ -92,6 +97,7 @@ for file in "$dir"/*.txt; do
   elif [ $rc -ne 0 ]; then
     reason="gst-launch-1.0 exited with $rc"
   else
+    # shellcheck disable=SC2016
     case $line in
       *'$OUT'*)
         if [ -z "$(find "$out" -type f -size +0 | head -n 1)" ]; then
