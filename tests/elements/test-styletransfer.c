@@ -395,6 +395,73 @@ GST_START_TEST (test_strength_zero)
 
 GST_END_TEST;
 
+/* Mean absolute difference over bytes [from, to) of two frames. */
+static gdouble
+mean_difference (const GByteArray * a, const GByteArray * b, guint from,
+    guint to)
+{
+  gdouble sum = 0.0;
+
+  for (guint i = from; i < to; i++)
+    sum += ABS ((gint) a->data[i] - (gint) b->data[i]);
+  return sum / (to - from);
+}
+
+/* preserve-colors reaches the library: on I420 the chroma planes stay close
+ * to the input's while the luma is stylised, unlike without it. */
+GST_START_TEST (test_preserve_colors)
+{
+  g_autofree gchar *model = pretrained_path ("mosaic");
+  g_autoptr (GstBuffer) in = NULL;
+  g_autoptr (GByteArray) before = NULL;
+  g_autoptr (GByteArray) plain = NULL;
+  g_autoptr (GByteArray) kept = NULL;
+  gdouble luma_plain, luma_kept, chroma_plain, chroma_kept;
+  GstVideoFrame frame;
+  GstVideoInfo info;
+  GstHarness *h;
+  guint y_size;
+
+  /* a smooth, moderately saturated frame, inside the RGB gamut */
+  video_info_init (&info, "I420", 24, 16);
+  y_size = 24 * 16;
+  in = gst_buffer_new_allocate (NULL, info.size, NULL);
+  fail_unless (gst_video_frame_map (&frame, &info, in, GST_MAP_WRITE));
+  for (guint p = 0; p < 3; p++) {
+    guint8 *data = GST_VIDEO_FRAME_PLANE_DATA (&frame, p);
+    gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, p);
+    gint row_bytes, rows;
+
+    plane_geometry (&info, p, &row_bytes, &rows);
+    for (gint y = 0; y < rows; y++)
+      for (gint x = 0; x < row_bytes; x++)
+        data[y * stride + x] = p == 0 ? 60 + (x * 5 + y * 7) % 130 :
+            p == 1 ? 108 + x * 3 : 140 - y * 3;
+  }
+  gst_video_frame_unmap (&frame);
+  before = frame_bytes (in, &info);
+
+  h = harness_new (&info, "model", model, NULL);
+  plain = process (h, in, &info);
+  g_object_set (h->element, "preserve-colors", TRUE, NULL);
+  kept = process (h, in, &info);
+  gst_harness_teardown (h);
+
+  luma_plain = mean_difference (before, plain, 0, y_size);
+  luma_kept = mean_difference (before, kept, 0, y_size);
+  chroma_plain = mean_difference (before, plain, y_size, before->len);
+  chroma_kept = mean_difference (before, kept, y_size, before->len);
+  g_print ("mean |out - in|: luma %.2f / %.2f, chroma %.2f / %.2f "
+      "(plain / preserve-colors)\n", luma_plain, luma_kept, chroma_plain,
+      chroma_kept);
+  fail_unless (luma_kept > 8.0, "luma not stylised");
+  fail_unless (chroma_kept < 3.0, "chroma not preserved");
+  fail_unless (chroma_plain > 4.0 * chroma_kept,
+      "the test cannot tell: chroma barely changes without preserve-colors");
+}
+
+GST_END_TEST;
+
 /* The next message of @type on @bus within @timeout_ms, or NULL. */
 static GstMessage *
 wait_message (GstBus * bus, GstMessageType type, guint timeout_ms)
@@ -831,6 +898,7 @@ styletransfer_suite (void)
   tcase_add_test (tc, test_caps);
   tcase_add_test (tc, test_odd_sizes);
   tcase_add_test (tc, test_strength_zero);
+  tcase_add_test (tc, test_preserve_colors);
   tcase_add_test (tc, test_model_swap);
   tcase_add_test (tc, test_swap_in_flight_at_stop);
   tcase_add_test (tc, test_model_errors);

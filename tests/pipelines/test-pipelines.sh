@@ -29,7 +29,8 @@ if [ -z "${GST_PLUGIN_SYSTEM_PATH_1_0:-}" ]; then
 fi
 
 if ! gst-inspect-1.0 styletransfer >/dev/null 2>&1; then
-  echo "FAIL: no styletransfer element (GST_PLUGIN_PATH_1_0=${GST_PLUGIN_PATH_1_0:-})"
+  echo "FAIL: no styletransfer element" \
+    "(GST_PLUGIN_PATH_1_0=${GST_PLUGIN_PATH_1_0:-})"
   echo "0 passed, 1 failed"
   exit 1
 fi
