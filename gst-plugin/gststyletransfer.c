@@ -37,7 +37,9 @@
  * #GstStyleTransfer:inference-height, and its output is resized back.
  * #GstStyleTransfer:strength blends the result over the original (0 leaves
  * frames untouched and the element works in passthrough), and
- * #GstStyleTransfer:preserve-colors keeps the original colours.
+ * #GstStyleTransfer:preserve-colors keeps the original colours.  QoS is
+ * enabled, so live pipelines drop frames that would be late rather than
+ * queue them.
  *
  * Setting #GstStyleTransfer:model while PAUSED or PLAYING loads the new
  * model in a background thread; the stream keeps flowing with the old one,
