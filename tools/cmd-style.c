@@ -326,6 +326,7 @@ typedef struct
   const gchar *program;
   gint frames;                  /* atomic: buffers out of styletransfer */
   gint64 start_us;
+  gint64 first_us;              /* when the first frame came out */
   gboolean failed;
   gboolean interrupted;
   gboolean tty;
@@ -337,6 +338,9 @@ count_frame (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 {
   ApplyRun *run = user_data;
 
+  /* written before the first increment, read after it (a full barrier) */
+  if (g_atomic_int_get (&run->frames) == 0)
+    run->first_us = g_get_monotonic_time ();
   g_atomic_int_inc (&run->frames);
   return GST_PAD_PROBE_OK;
 }
@@ -369,8 +373,10 @@ print_progress (ApplyRun * run, gboolean final)
           &pos) && gst_element_query_duration (run->pipeline,
           GST_FORMAT_TIME, &dur) && dur > 0 && pos >= 0)
     percent = g_strdup_printf (", %.0f%%", MIN (100.0, 100.0 * pos / dur));
-  if (frames > 0)
-    rate = g_strdup_printf (" (%.2f s/frame)", elapsed / frames);
+  /* steady state: the first frame also pays for start-up */
+  if (frames > 1)
+    rate = g_strdup_printf (" (%.2f s/frame)",
+        (g_get_monotonic_time () - run->first_us) / 1e6 / (frames - 1));
 
   if (frames == 0 && !final)
     fprintf (stderr, "%s%s: starting (model, kernels) for %.1f s%s",
@@ -582,6 +588,10 @@ style_apply (gint argc, gchar ** argv)
   if (!g_file_test (in_path, G_FILE_TEST_IS_REGULAR)) {
     ncl_style_settings_clear (&settings);
     return ncl_cli_fail ("%s: no such file", in_path);
+  }
+  if (g_str_equal (in_path, out_path)) {
+    ncl_style_settings_clear (&settings);
+    return ncl_cli_fail ("%s: %s is both input and output", name, in_path);
   }
   kind = find_output_kind (out_path);
   if (kind == NULL) {

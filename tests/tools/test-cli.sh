@@ -117,12 +117,15 @@ missing=0
 while IFS=$'\t' read -r _ _ _ path; do
   [ -f "$path" ] || missing=$((missing + 1))
 done <"$TMP/models.out"
-if [ $rc -eq 0 ] && [ "$(grep -c . "$TMP/models.out")" -eq "$n_styles" ] \
-    && [ "$bad_lines" -eq 0 ] && [ $missing -eq 0 ]; then
+n_models=$(grep -c . "$TMP/models.out")
+if [ $rc -eq 0 ] && [ "$n_models" -ge 2 ] && [ "$n_models" -eq "$n_styles" ] \
+    && [ "$bad_lines" -eq 0 ] && [ $missing -eq 0 ] \
+    && cut -f 2 "$TMP/models.out" | grep -qx mosaic; then
   pass "models list: one line per style with a SHA-256 fingerprint and an existing path"
 else
   fail "models list: one line per style with a SHA-256 fingerprint and an existing path" \
-    "exit $rc, $bad_lines malformed, $missing missing files" "$(show models)"
+    "exit $rc, $n_models lines for $n_styles styles, $bad_lines malformed," \
+    "$missing missing files" "$(show models)"
 fi
 
 # ---- style tensor: golden --------------------------------------------------
