@@ -88,6 +88,19 @@ load_style_model (const gchar * name_or_path, GError ** error)
 
 /* ---- style tensor ------------------------------------------------------- */
 
+/* "[1, 3, 120, 160]" (transfer full) */
+static gchar *
+format_shape (const NclSafetensor * t)
+{
+  GString *s = g_string_new ("[");
+
+  for (gint i = 0; i < t->ndim; i++)
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i > 0 ? ", " : "",
+        t->shape[i]);
+  g_string_append_c (s, ']');
+  return g_string_free (s, FALSE);
+}
+
 static gint
 style_tensor (gint argc, gchar ** argv)
 {
@@ -111,6 +124,7 @@ style_tensor (gint argc, gchar ** argv)
   g_autoptr (NclSafetensorsWriter) writer = NULL;
   g_autofree gfloat *in = NULL;
   g_autofree gfloat *out = NULL;
+  g_autofree gchar *shape_str = NULL;
   const NclSafetensor *t;
   gint64 shape[4];
   const gchar *in_path, *out_path;
@@ -136,8 +150,8 @@ style_tensor (gint argc, gchar ** argv)
   if (t->ndim != 4 || t->shape[1] != 3 || t->shape[0] < 1 || t->shape[2] < 1
       || t->shape[3] < 1 || t->shape[2] > 16384 || t->shape[3] > 16384
       || t->shape[0] > 1024)
-    return ncl_cli_fail ("%s: tensor 'input': %d dims, expected (n, 3, h, w)",
-        in_path, t->ndim);
+    return ncl_cli_fail ("%s: tensor 'input': shape %s, expected "
+        "[n, 3, h, w]", in_path, shape_str = format_shape (t));
   memcpy (shape, t->shape, sizeof (shape));
   in = ncl_safetensors_read_f32 (in_file, "input", 4, shape, &error);
   if (in == NULL)
@@ -503,6 +517,90 @@ run_pipeline (GstElement * pipeline, GstElement * st, gboolean one_frame,
   return g_atomic_int_get (&run.frames);
 }
 
+/* Stylises @in_path into @out_path with @s; prints errors itself. */
+static gint
+apply_file (const gchar * name, const NclStyleSettings * s,
+    const gchar * in_path, const gchar * out_path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (NclModel) model = NULL;
+  g_autoptr (GstElement) pipeline = NULL;
+  g_autoptr (GstElement) st = NULL;
+  g_autoptr (GstElement) src = NULL;
+  g_autoptr (GstElement) sink = NULL;
+  g_autofree gchar *launch = NULL;
+  const OutputKind *kind;
+  gint frames;
+  GStatBuf sb;
+
+  if (s->strength < 0.0 || s->strength > 1.0)
+    return ncl_cli_fail ("%s: strength %g out of range 0..1", name,
+        s->strength);
+  if (!g_file_test (in_path, G_FILE_TEST_IS_REGULAR))
+    return ncl_cli_fail ("%s: no such file", in_path);
+  if (g_str_equal (in_path, out_path))
+    return ncl_cli_fail ("%s: %s is both input and output", name, in_path);
+  kind = find_output_kind (out_path);
+  if (kind == NULL)
+    return ncl_cli_fail ("%s: unknown output type; use .png, .jpg, .webm, "
+        ".mkv, .ogv or .mp4", out_path);
+
+  /* load the model here as well, so a bad one fails with its own message
+   * before any pipeline starts */
+  model = load_style_model (s->model, &error);
+  if (model == NULL)
+    return ncl_cli_fail_error (error);
+
+  gst_init (NULL, NULL);
+  if (!ensure_styletransfer (&error))
+    return ncl_cli_fail_error (error);
+
+  launch = g_strdup_printf ("filesrc name=source ! decodebin ! queue "
+      "! videoconvert ! styletransfer name=styletransfer ! queue "
+      "! videoconvert ! %s ! filesink name=sink", kind->encoder);
+  pipeline = gst_parse_launch (launch, &error);
+  if (pipeline != NULL)
+    gst_object_ref_sink (pipeline);
+  if (pipeline == NULL || error != NULL)
+    return ncl_cli_fail ("cannot build the pipeline '%s': %s%s", launch,
+        error != NULL ? error->message : "unknown error",
+        g_error_matches (error, GST_PARSE_ERROR,
+            GST_PARSE_ERROR_NO_SUCH_ELEMENT) ? " (install "
+        "gstreamer1.0-plugins-good, -base and gstreamer1.0-libav)" : "");
+  st = gst_bin_get_by_name (GST_BIN (pipeline), "styletransfer");
+  src = gst_bin_get_by_name (GST_BIN (pipeline), "source");
+  sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
+  g_object_set (src, "location", in_path, NULL);
+  g_object_set (sink, "location", out_path, NULL);
+  if (!configure_styletransfer (st, s, ncl_model_get_path (model), &error))
+    return ncl_cli_fail_error (error);
+
+  g_printerr ("%s: %s -> %s, model %s, strength %g%s%s%s\n", name, in_path,
+      out_path, ncl_model_get_name (model), s->strength,
+      s->preserve_colors ? ", preserving colours" : "",
+      s->device != NULL ? ", device " : "",
+      s->device != NULL ? s->device : "");
+
+  frames = run_pipeline (pipeline, st, kind->is_image, name);
+  if (frames < 0) {
+    g_unlink (out_path);
+    return NCL_CLI_EXIT_FAILURE;
+  }
+  if (frames == 0) {
+    g_unlink (out_path);
+    return ncl_cli_fail ("%s: no video frames decoded", in_path);
+  }
+  if (g_stat (out_path, &sb) != 0 || sb.st_size == 0)
+    return ncl_cli_fail ("%s: nothing was written", out_path);
+
+  if (kind->is_image)
+    g_printerr ("%s: wrote %s\n", name, out_path);
+  else
+    g_printerr ("%s: wrote %s (%d frame%s)\n", name, out_path, frames,
+        frames == 1 ? "" : "s");
+  return NCL_CLI_EXIT_OK;
+}
+
 static gint
 style_apply (gint argc, gchar ** argv)
 {
@@ -534,17 +632,9 @@ style_apply (gint argc, gchar ** argv)
   GOptionContext *octx = g_option_context_new ("INPUT OUTPUT");
   const gchar *name = ncl_cli_name (argv[0]);
   g_autoptr (GError) error = NULL;
-  g_autoptr (NclModel) model = NULL;
-  g_autoptr (GstElement) pipeline = NULL;
-  g_autoptr (GstElement) st = NULL;
-  g_autoptr (GstElement) src = NULL;
-  g_autoptr (GstElement) sink = NULL;
-  g_autofree gchar *launch = NULL;
   NclStyleSettings settings;
-  const OutputKind *kind;
   const gchar *in_path, *out_path;
-  gint frames;
-  GStatBuf sb;
+  gint status;
 
   g_option_context_set_summary (octx,
       "Stylises an image or a video file with the styletransfer element.\n"
@@ -580,89 +670,9 @@ style_apply (gint argc, gchar ** argv)
     return ncl_cli_fail ("%s: --inference-size: %s", name, error->message);
   }
 
-  if (settings.strength < 0.0 || settings.strength > 1.0) {
-    ncl_style_settings_clear (&settings);
-    return ncl_cli_fail ("%s: strength %g out of range 0..1", name,
-        settings.strength);
-  }
-  if (!g_file_test (in_path, G_FILE_TEST_IS_REGULAR)) {
-    ncl_style_settings_clear (&settings);
-    return ncl_cli_fail ("%s: no such file", in_path);
-  }
-  if (g_str_equal (in_path, out_path)) {
-    ncl_style_settings_clear (&settings);
-    return ncl_cli_fail ("%s: %s is both input and output", name, in_path);
-  }
-  kind = find_output_kind (out_path);
-  if (kind == NULL) {
-    ncl_style_settings_clear (&settings);
-    return ncl_cli_fail ("%s: unknown output type; use .png, .jpg, .webm, "
-        ".mkv, .ogv or .mp4", out_path);
-  }
-
-  /* load the model here as well, so a bad one fails with its own message
-   * before any pipeline starts */
-  model = load_style_model (settings.model, &error);
-  if (model == NULL) {
-    ncl_style_settings_clear (&settings);
-    return ncl_cli_fail_error (error);
-  }
-
-  gst_init (NULL, NULL);
-  if (!ensure_styletransfer (&error)) {
-    ncl_style_settings_clear (&settings);
-    return ncl_cli_fail_error (error);
-  }
-
-  launch = g_strdup_printf ("filesrc name=source ! decodebin ! queue "
-      "! videoconvert ! styletransfer name=styletransfer ! queue "
-      "! videoconvert ! %s ! filesink name=sink", kind->encoder);
-  pipeline = gst_parse_launch (launch, &error);
-  if (pipeline == NULL || error != NULL) {
-    ncl_style_settings_clear (&settings);
-    return ncl_cli_fail ("cannot build the pipeline '%s': %s%s", launch,
-        error != NULL ? error->message : "unknown error",
-        g_error_matches (error, GST_PARSE_ERROR,
-            GST_PARSE_ERROR_NO_SUCH_ELEMENT) ? " (install "
-        "gstreamer1.0-plugins-good, -base and gstreamer1.0-libav)" : "");
-  }
-  gst_object_ref_sink (pipeline);
-  st = gst_bin_get_by_name (GST_BIN (pipeline), "styletransfer");
-  src = gst_bin_get_by_name (GST_BIN (pipeline), "source");
-  sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
-  g_object_set (src, "location", in_path, NULL);
-  g_object_set (sink, "location", out_path, NULL);
-  if (!configure_styletransfer (st, &settings, ncl_model_get_path (model),
-          &error)) {
-    ncl_style_settings_clear (&settings);
-    return ncl_cli_fail_error (error);
-  }
-
-  g_printerr ("%s: %s -> %s, model %s, strength %g%s%s%s\n", name, in_path,
-      out_path, ncl_model_get_name (model), settings.strength,
-      settings.preserve_colors ? ", preserving colours" : "",
-      settings.device != NULL ? ", device " : "",
-      settings.device != NULL ? settings.device : "");
+  status = apply_file (name, &settings, in_path, out_path);
   ncl_style_settings_clear (&settings);
-
-  frames = run_pipeline (pipeline, st, kind->is_image, name);
-  if (frames < 0) {
-    g_unlink (out_path);
-    return NCL_CLI_EXIT_FAILURE;
-  }
-  if (frames == 0) {
-    g_unlink (out_path);
-    return ncl_cli_fail ("%s: no video frames decoded", in_path);
-  }
-  if (g_stat (out_path, &sb) != 0 || sb.st_size == 0)
-    return ncl_cli_fail ("%s: nothing was written", out_path);
-
-  if (kind->is_image)
-    g_printerr ("%s: wrote %s\n", name, out_path);
-  else
-    g_printerr ("%s: wrote %s (%d frame%s)\n", name, out_path, frames,
-        frames == 1 ? "" : "s");
-  return NCL_CLI_EXIT_OK;
+  return status;
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
