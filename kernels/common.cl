@@ -9,6 +9,7 @@
 #define ACT_LEAKY_RELU 2
 #define ACT_SIGMOID 3
 #define ACT_TANH 4
+#define ACT_RELU6 5
 
 inline float
 ncl_act (int act, float alpha, float x)
@@ -22,6 +23,28 @@ ncl_act (int act, float alpha, float x)
       return 1.0f / (1.0f + exp (-x));
     case ACT_TANH:
       return tanh (x);
+    case ACT_RELU6:
+      return clamp (x, 0.0f, 6.0f);
+    default:
+      return x;
+  }
+}
+
+/* ncl_act() over 16 lanes, same formulas. */
+inline float16
+ncl_act16 (int act, float alpha, float16 x)
+{
+  switch (act) {
+    case ACT_RELU:
+      return fmax (x, (float16) (0.0f));
+    case ACT_LEAKY_RELU:
+      return select (alpha * x, x, x > (float16) (0.0f));
+    case ACT_SIGMOID:
+      return (float16) (1.0f) / ((float16) (1.0f) + exp (-x));
+    case ACT_TANH:
+      return tanh (x);
+    case ACT_RELU6:
+      return clamp (x, (float16) (0.0f), (float16) (6.0f));
     default:
       return x;
   }

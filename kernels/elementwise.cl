@@ -16,24 +16,6 @@
 #define L2NORM_WG 64
 #endif
 
-/* ncl_act() over 16 lanes; same formulas as common.cl. */
-inline float16
-ncl_act16 (int act, float alpha, float16 x)
-{
-  switch (act) {
-    case ACT_RELU:
-      return fmax (x, (float16) (0.0f));
-    case ACT_LEAKY_RELU:
-      return select (alpha * x, x, x > (float16) (0.0f));
-    case ACT_SIGMOID:
-      return (float16) (1.0f) / ((float16) (1.0f) + exp (-x));
-    case ACT_TANH:
-      return tanh (x);
-    default:
-      return x;
-  }
-}
-
 /* out[i] = act(in[i]) */
 __kernel void
 activation_16 (__global const float *in, __global float *out, const int n,

@@ -56,3 +56,30 @@ pad_nchw (__global const float *in, __global float *out, int planes, int h,
     dst[x] = sx < 0 ? 0.0f : src[sx / scale];
   }
 }
+
+/* out (n, before + c + after, h, w): the input planes at [before, before + c),
+ * zeros elsewhere.  One work-item per PAD_VEC values of an output plane. */
+__kernel void
+pad_channels (__global const float *in, __global float *out, int n, int c,
+    int hw, int before, int after)
+{
+  int i0 = get_global_id (0) * PAD_VEC;
+  int oc = get_global_id (1);
+  int b = get_global_id (2);
+  int ctot = before + c + after;
+
+  if (i0 >= hw || oc >= ctot || b >= n)
+    return;
+  int ic = oc - before;
+  int iend = min (i0 + PAD_VEC, hw);
+  __global float *dst = out + ((size_t) b * ctot + oc) * hw;
+
+  if (ic < 0 || ic >= c) {
+    for (int i = i0; i < iend; i++)
+      dst[i] = 0.0f;
+    return;
+  }
+  __global const float *src = in + ((size_t) b * c + ic) * hw;
+  for (int i = i0; i < iend; i++)
+    dst[i] = src[i];
+}

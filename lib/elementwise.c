@@ -16,6 +16,7 @@ static const struct
   {"leaky_relu", NCL_ACT_LEAKY_RELU},
   {"sigmoid", NCL_ACT_SIGMOID},
   {"tanh", NCL_ACT_TANH},
+  {"relu6", NCL_ACT_RELU6},
 };
 
 /**

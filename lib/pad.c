@@ -83,3 +83,53 @@ ncl_pad_forward (NclContext * ctx, const NclTensor * in, gint scale,
   ncl_context_unlock (ctx);
   return ok;
 }
+
+void
+ncl_pad_channels_forward_ref (const gfloat * in, gint n, gint c, gint hw,
+    gint before, gint after, gfloat * out)
+{
+  gint ctot = before + c + after;
+
+  for (gint b = 0; b < n; b++)
+    for (gint oc = 0; oc < ctot; oc++) {
+      gint ic = oc - before;
+      gfloat *dst = out + ((gsize) b * ctot + oc) * hw;
+
+      for (gint i = 0; i < hw; i++)
+        dst[i] = ic >= 0 && ic < c ? in[((gsize) b * c + ic) * hw + i] : 0.0f;
+    }
+}
+
+gboolean
+ncl_pad_channels_forward (NclContext * ctx, const NclTensor * in, gint before,
+    gint after, NclTensor * out, GError ** error)
+{
+  gint hw = in->h * in->w;
+  gsize global[3];
+  cl_kernel k;
+  gboolean ok;
+
+  if (before < 0 || after < 0 || in->buf == out->buf) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "pad channels: invalid padding %d/%d or in-place call", before,
+        after);
+    return FALSE;
+  }
+  if (!ncl_tensor_reshape (out, in->n, before + in->c + after, in->h, in->w,
+          error))
+    return FALSE;
+  k = ncl_context_get_kernel (ctx, "pad", "pad_channels", NULL, error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = (hw + 15) / 16;
+  global[1] = out->c;
+  global[2] = in->n;
+  ncl_context_lock (ctx);
+  ok = ncl_kernel_set_args (k, error,
+      sizeof (cl_mem), &in->buf, sizeof (cl_mem), &out->buf,
+      sizeof (gint), &in->n, sizeof (gint), &in->c, sizeof (gint), &hw,
+      sizeof (gint), &before, sizeof (gint), &after, 0)
+      && ncl_context_run (ctx, k, 3, global, NULL, error);
+  ncl_context_unlock (ctx);
+  return ok;
+}

@@ -16,6 +16,7 @@ typedef enum
   NCL_ACT_LEAKY_RELU,           /* x < 0 ? alpha * x : x */
   NCL_ACT_SIGMOID,
   NCL_ACT_TANH,
+  NCL_ACT_RELU6,                /* min(max(x, 0), 6) */
 } NclActivation;
 
 typedef enum
@@ -31,7 +32,7 @@ typedef struct
   NclPadMode mode;
 } NclPadding;
 
-/* Parses "none", "relu", "leaky_relu", "sigmoid", "tanh". */
+/* Parses "none", "relu", "leaky_relu", "sigmoid", "tanh", "relu6". */
 gboolean ncl_activation_from_string (const gchar * s, NclActivation * act);
 const gchar *ncl_activation_to_string (NclActivation act);
 gboolean ncl_pad_mode_from_string (const gchar * s, NclPadMode * mode);
@@ -48,6 +49,8 @@ ncl_activate (NclActivation act, gfloat alpha, gfloat x)
       return 1.0f / (1.0f + __builtin_expf (-x));
     case NCL_ACT_TANH:
       return __builtin_tanhf (x);
+    case NCL_ACT_RELU6:
+      return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);
     default:
       return x;
   }
@@ -66,6 +69,12 @@ gboolean ncl_pad_forward (NclContext * ctx, const NclTensor * in, gint scale,
     const NclPadding * pad, NclTensor * out, GError ** error);
 
 /* nearest upsample x@scale: ncl_pad_forward with zero padding */
+
+/* channel padding with zeros: out (n, before + c + after, h, w) */
+void ncl_pad_channels_forward_ref (const gfloat * in, gint n, gint c, gint hw,
+    gint before, gint after, gfloat * out);
+gboolean ncl_pad_channels_forward (NclContext * ctx, const NclTensor * in,
+    gint before, gint after, NclTensor * out, GError ** error);
 
 /* ---- conv2d ------------------------------------------------------------- */
 typedef struct

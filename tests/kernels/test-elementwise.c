@@ -20,7 +20,7 @@ static const Shape shapes[] = {
 
 static const NclActivation all_acts[] = {
   NCL_ACT_NONE, NCL_ACT_RELU, NCL_ACT_LEAKY_RELU, NCL_ACT_SIGMOID,
-  NCL_ACT_TANH,
+  NCL_ACT_TANH, NCL_ACT_RELU6,
 };
 
 #define ATOL 1e-6f
@@ -87,7 +87,7 @@ test_activation (NclContext * ctx, const Shape * s, guint32 seed)
   g_autofree gfloat *x = g_new (gfloat, numel);
   g_autofree gfloat *want = g_new (gfloat, numel);
 
-  ncl_test_fill_random (x, numel, seed, -4.0f, 4.0f);
+  ncl_test_fill_random (x, numel, seed, -8.0f, 8.0f);
   for (guint i = 0; i < G_N_ELEMENTS (all_acts); i++) {
     NclActivation act = all_acts[i];
     g_autoptr (GError) error = NULL;

@@ -103,12 +103,43 @@ check_pad_ref_values (void)
   }
 }
 
+static void
+check_pad_channels (NclContext * ctx, gint n, gint c, gint h, gint w,
+    gint before, gint after)
+{
+  gsize numel = (gsize) n * c * h * w;
+  gsize onumel = (gsize) n * (c + before + after) * h * w;
+  g_autofree gfloat *x = g_new (gfloat, numel);
+  g_autofree gfloat *want = g_new (gfloat, onumel);
+  g_autofree gfloat *got = NULL;
+  g_autoptr (NclTensor) tin = NULL;
+  g_autoptr (NclTensor) tout = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *label = NULL;
+
+  ncl_test_fill_random (x, numel, c * 13 + h, -3.0f, 3.0f);
+  ncl_pad_channels_forward_ref (x, n, c, h * w, before, after, want);
+  tin = ncl_test_tensor (ctx, x, n, c, h, w);
+  tout = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  NCL_CHECK (ncl_pad_channels_forward (ctx, tin, before, after, tout,
+          &error));
+  NCL_CHECK_NO_ERROR (error);
+  NCL_CHECK (tout->c == c + before + after);
+  got = ncl_test_download (tout);
+  label = g_strdup_printf ("pad channels (%d,%d,%d,%d) +%d/+%d", n, c, h, w,
+      before, after);
+  ncl_test_compare (label, got, want, onumel, 0.0f, 0.0f);
+  /* the reference itself: first plane copied after @before zero planes */
+  if (before > 0)
+    NCL_CHECK (want[0] == 0.0f && want[(gsize) before * h * w] == x[0]);
+}
+
 int
 main (void)
 {
   g_autoptr (NclContext) ctx = ncl_test_context ();
   const NclActivation acts[] = { NCL_ACT_NONE, NCL_ACT_RELU,
-    NCL_ACT_LEAKY_RELU, NCL_ACT_SIGMOID, NCL_ACT_TANH
+    NCL_ACT_LEAKY_RELU, NCL_ACT_SIGMOID, NCL_ACT_TANH, NCL_ACT_RELU6
   };
 
   check_pad_ref_values ();
@@ -130,5 +161,8 @@ main (void)
   check_pad (ctx, 1, 3, 7, 5, 2, 0, 0, 0, 0, NCL_PAD_ZERO);
   check_pad (ctx, 1, 3, 33, 19, 1, 0, 3, 0, 1, NCL_PAD_REFLECT);
   check_pad (ctx, 1, 2, 9, 11, 1, -1, -2, 0, -3, NCL_PAD_ZERO);
+  check_pad_channels (ctx, 1, 3, 1, 1, 0, 5);
+  check_pad_channels (ctx, 2, 32, 7, 9, 0, 32);
+  check_pad_channels (ctx, 1, 5, 3, 17, 2, 3);
   return ncl_test_finish ();
 }
