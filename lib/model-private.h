@@ -49,6 +49,7 @@ typedef struct
   /* pad, upsample */
   NclPadding pad;
   gint scale;
+  gint chan_before, chan_after; /* pad: zero channels */
 
   /* pools */
   NclPoolParams pool;
@@ -73,8 +74,16 @@ struct _NclModel
   gint input_channels;
   gint size_multiple;
   GPtrArray *nodes;             /* NclNode*, topological order */
-  gint output;                  /* node index */
+  GArray *outputs;              /* gint node indices; the first is "the" output */
+  GHashTable *constants;        /* name -> NclConstant*: tensors not in layers */
 };
+
+typedef struct
+{
+  gint ndim;
+  gint64 shape[8];
+  gfloat *data;
+} NclConstant;
 
 const gchar *ncl_op_to_string (NclOp op);
 

@@ -39,6 +39,15 @@ ncl_op_to_string (NclOp op)
 }
 
 static void
+constant_free (gpointer p)
+{
+  NclConstant *c = p;
+
+  g_free (c->data);
+  g_free (c);
+}
+
+static void
 node_free (gpointer p)
 {
   NclNode *n = p;
@@ -524,10 +533,15 @@ parse_layer (Parse * ps, const NclYamlNode * layer, gint input_channels,
       break;
     }
     case NCL_OP_PAD:{
-      static const gchar *const keys[] = { "padding", "pad-mode", NULL };
+      static const gchar *const keys[] = { "padding", "pad-mode", "channels",
+        NULL
+      };
       if (!check_layer_keys (ps, layer, keys, error) ||
-          !parse_padding (ps, layer, &n->pad, &n->same, error))
+          !parse_padding (ps, layer, &n->pad, &n->same, error) ||
+          !parse_pair (ps, layer, "channels", 0, &n->chan_before,
+              &n->chan_after, error))
         goto out;
+      n->channels = cin + n->chan_before + n->chan_after;
       if (n->same) {
         ncl_yaml_set_error (ps->doc, layer, error,
             "pad: 'same' is only meaningful for conv and pools");
@@ -635,7 +649,8 @@ ncl_model_parse (const gchar * path, const gchar * yaml_text,
     NclSafetensors * weights, GError ** error)
 {
   static const gchar *const top_keys[] = { FORMAT_KEY, "name", "architecture",
-    "origin", "weights", "input", "output", "layers", "description", NULL
+    "origin", "weights", "input", "output", "outputs", "constants", "layers",
+    "description", NULL
   };
   static const gchar *const input_keys[] = { "channels", "size-multiple",
     NULL
@@ -679,6 +694,9 @@ ncl_model_parse (const gchar * path, const gchar * yaml_text,
   model->input_channels = 3;
   model->size_multiple = 1;
   model->nodes = g_ptr_array_new_with_free_func (node_free);
+  model->outputs = g_array_new (FALSE, FALSE, sizeof (gint));
+  model->constants = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+      constant_free);
   if (!ncl_yaml_get_string (doc, root, "name", &model->name, error) ||
       !ncl_yaml_get_string (doc, root, "architecture", &model->architecture,
           error) ||
@@ -751,6 +769,41 @@ ncl_model_parse (const gchar * path, const gchar * yaml_text,
     return NULL;
   }
 
+  /* constants: tensors the graph's user reads directly */
+  {
+    const NclYamlNode *cl = ncl_yaml_mapping_lookup (root, "constants");
+    if (cl != NULL && ncl_yaml_node_get_type (cl) != NCL_YAML_SEQUENCE) {
+      ncl_yaml_set_error (doc, cl, error, "expected a list of tensor names");
+      return NULL;
+    }
+    for (guint i = 0; cl && i < ncl_yaml_node_get_n_children (cl); i++) {
+      const NclYamlNode *e = ncl_yaml_node_get_nth (cl, i);
+      const gchar *name = ncl_yaml_node_get_scalar (e);
+      const NclSafetensor *t = name ? ncl_safetensors_lookup (weights, name) :
+          NULL;
+      NclConstant *c;
+
+      if (t == NULL) {
+        g_set_error (error, NCL_ERROR, NCL_ERROR_INVALID_MODEL,
+            "%s: tensor '%s': missing (needed by %s:%u:%u)",
+            ncl_safetensors_get_path (weights), name ? name : "?", path,
+            ncl_yaml_node_get_line (e), ncl_yaml_node_get_column (e));
+        return NULL;
+      }
+      c = g_new0 (NclConstant, 1);
+      c->ndim = t->ndim;
+      memcpy (c->shape, t->shape, sizeof (gint64) * MIN (t->ndim, 8));
+      c->data = ncl_safetensors_read_f32 (weights, name, t->ndim, t->shape,
+          error);
+      if (c->data == NULL) {
+        constant_free (c);
+        return NULL;
+      }
+      g_hash_table_insert (model->constants, g_strdup (name), c);
+      g_hash_table_add (used, g_strdup (name));
+    }
+  }
+
   /* every tensor of the file must be used */
   for (guint i = 0; i < ncl_safetensors_get_n_tensors (weights); i++) {
     const NclSafetensor *t = ncl_safetensors_get_nth (weights, i);
@@ -762,15 +815,41 @@ ncl_model_parse (const gchar * path, const gchar * yaml_text,
     }
   }
 
-  model->output = model->nodes->len - 1;
-  if (output != NULL) {
-    gint o = lookup_node (&ps, output);
-    if (o < 0) {
-      ncl_yaml_set_error (doc, ncl_yaml_mapping_lookup (root, "output"),
-          error, "no layer named '%s'", output);
+  {
+    const NclYamlNode *ol = ncl_yaml_mapping_lookup (root, "outputs");
+    if (output != NULL && ol != NULL) {
+      ncl_yaml_set_error (doc, ol, error, "give 'output' or 'outputs', "
+          "not both");
       return NULL;
     }
-    model->output = o;
+    if (ol != NULL && (ncl_yaml_node_get_type (ol) != NCL_YAML_SEQUENCE ||
+            ncl_yaml_node_get_n_children (ol) == 0)) {
+      ncl_yaml_set_error (doc, ol, error, "expected a list of layer names");
+      return NULL;
+    }
+    if (ol == NULL && output == NULL) {
+      gint o = model->nodes->len - 1;
+      g_array_append_val (model->outputs, o);
+    } else if (ol == NULL) {
+      gint o = lookup_node (&ps, output);
+      if (o < 0) {
+        ncl_yaml_set_error (doc, ncl_yaml_mapping_lookup (root, "output"),
+            error, "no layer named '%s'", output);
+        return NULL;
+      }
+      g_array_append_val (model->outputs, o);
+    }
+    for (guint i = 0; ol && i < ncl_yaml_node_get_n_children (ol); i++) {
+      const NclYamlNode *e = ncl_yaml_node_get_nth (ol, i);
+      const gchar *name = ncl_yaml_node_get_scalar (e);
+      gint o = name ? lookup_node (&ps, name) : -2;
+      if (o < 0) {
+        ncl_yaml_set_error (doc, e, error, "no layer named '%s'",
+            name ? name : "?");
+        return NULL;
+      }
+      g_array_append_val (model->outputs, o);
+    }
   }
   model->fingerprint = compute_fingerprint (yaml_text, weights);
   return g_steal_pointer (&model);
@@ -833,6 +912,10 @@ ncl_model_unref (NclModel * model)
     return;
   if (model->nodes)
     g_ptr_array_unref (model->nodes);
+  if (model->outputs)
+    g_array_unref (model->outputs);
+  if (model->constants)
+    g_hash_table_unref (model->constants);
   g_free (model->path);
   g_free (model->name);
   g_free (model->architecture);
@@ -883,6 +966,38 @@ gint
 ncl_model_get_size_multiple (const NclModel * model)
 {
   return model->size_multiple;
+}
+
+guint
+ncl_model_get_n_outputs (const NclModel * model)
+{
+  return model->outputs->len;
+}
+
+const gchar *
+ncl_model_get_output_name (const NclModel * model, guint i)
+{
+  gint idx;
+
+  if (i >= model->outputs->len)
+    return NULL;
+  idx = g_array_index (model->outputs, gint, i);
+  return ((NclNode *) g_ptr_array_index (model->nodes, idx))->name;
+}
+
+const gfloat *
+ncl_model_get_constant (const NclModel * model, const gchar * name,
+    gint * ndim, gint64 * shape)
+{
+  NclConstant *c = g_hash_table_lookup (model->constants, name);
+
+  if (c == NULL)
+    return NULL;
+  if (ndim)
+    *ndim = c->ndim;
+  if (shape)
+    memcpy (shape, c->shape, sizeof (gint64) * c->ndim);
+  return c->data;
 }
 
 gchar *

@@ -36,6 +36,7 @@ struct _NclRunner
   RunNode *nodes;
   guint n_nodes;
   gboolean profiling;
+  const NclTensor *last_input;  /* for outputs that are the input itself */
 };
 
 static NclTensor *
@@ -103,7 +104,8 @@ ncl_runner_new (NclModel * model, NclContext * ctx, GError ** error)
     if (n->residual >= 0)
       r->nodes[n->residual].consumers++;
   }
-  r->nodes[model->output].consumers++;
+  for (guint o = 0; o < model->outputs->len; o++)
+    r->nodes[g_array_index (model->outputs, gint, o)].consumers++;
 
   for (guint i = 0; i < nodes->len; i++) {
     RunNode *rn = &r->nodes[i];
@@ -249,6 +251,7 @@ infer_shapes (const NclModel * m, gint n_batch, gint h, gint w, Shape * out,
       case NCL_OP_PAD:
         o->h = in.h + n->pad.top + n->pad.bottom;
         o->w = in.w + n->pad.left + n->pad.right;
+        o->c = n->channels;
         break;
       case NCL_OP_MAX_POOL:
       case NCL_OP_AVG_POOL:{
@@ -377,8 +380,23 @@ run_node (NclRunner * r, guint i, const NclTensor * input, GError ** error)
       NclPadding none = { 0 };
       return ncl_pad_forward (ctx, in, n->scale, &none, out, error);
     }
-    case NCL_OP_PAD:
+    case NCL_OP_PAD:{
+      gboolean spatial = n->pad.top || n->pad.bottom || n->pad.left ||
+          n->pad.right;
+      gboolean chans = n->chan_before || n->chan_after;
+      if (spatial && chans) {
+        if (rn->scratch == NULL &&
+            !(rn->scratch = ncl_tensor_new (ctx, 1, 1, 1, 1, error)))
+          return FALSE;
+        return ncl_pad_forward (ctx, in, 1, &n->pad, rn->scratch, error) &&
+            ncl_pad_channels_forward (ctx, rn->scratch, n->chan_before,
+            n->chan_after, out, error);
+      }
+      if (chans)
+        return ncl_pad_channels_forward (ctx, in, n->chan_before,
+            n->chan_after, out, error);
       return ncl_pad_forward (ctx, in, 1, &n->pad, out, error);
+    }
     case NCL_OP_MAX_POOL:
     case NCL_OP_AVG_POOL:{
       NclPoolParams p = n->pool;
@@ -440,6 +458,16 @@ ncl_runner_run (NclRunner * r, const NclTensor * input, NclTensor ** output,
       rn->seconds = (g_get_monotonic_time () - t0) / 1e6;
     }
   }
-  *output = node_tensor (r, input, r->model->output);
+  r->last_input = input;
+  *output = ncl_runner_get_output (r, 0);
   return TRUE;
+}
+
+NclTensor *
+ncl_runner_get_output (const NclRunner * r, guint i)
+{
+  if (i >= r->model->outputs->len || r->last_input == NULL)
+    return NULL;
+  return node_tensor ((NclRunner *) r, r->last_input,
+      g_array_index (r->model->outputs, gint, i));
 }

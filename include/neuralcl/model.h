@@ -38,6 +38,13 @@ gint ncl_model_get_input_channels (const NclModel * model);
 gint ncl_model_get_size_multiple (const NclModel * model);
 /* Total multiply-accumulates per input pixel (all layers). */
 gdouble ncl_model_get_macs_per_pixel (const NclModel * model, gint h, gint w);
+/* Outputs: a graph may name several ("outputs: [a, b]"). */
+guint ncl_model_get_n_outputs (const NclModel * model);
+const gchar *ncl_model_get_output_name (const NclModel * model, guint i);
+/* A tensor listed under "constants:" (anchors, tables), as float32, or NULL
+ * (transfer none; @shape receives up to 8 dims). */
+const gfloat *ncl_model_get_constant (const NclModel * model,
+    const gchar * name, gint * ndim, gint64 * shape);
 /* The graph as YAML (weights: @weights_name), transfer full. */
 gchar *ncl_model_to_yaml (const NclModel * model, const gchar * weights_name);
 
@@ -58,6 +65,9 @@ NclModel *ncl_runner_get_model (const NclRunner * runner);
  */
 gboolean ncl_runner_run (NclRunner * runner, const NclTensor * input,
     NclTensor ** output, GError ** error);
+
+/* Output @i of the last run (ncl_runner_run returns output 0). */
+NclTensor *ncl_runner_get_output (const NclRunner * runner, guint i);
 
 /* Per-layer timing: when enabled, run() waits after each layer. */
 void ncl_runner_set_profiling (NclRunner * runner, gboolean enable);

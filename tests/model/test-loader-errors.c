@@ -320,6 +320,68 @@ test_small_graph (NclContext * ctx)
       got, want, 5, 1e-5f, 1e-4f);
 }
 
+/* outputs: [..], constants: [..], channel + spatial pad, relu6 */
+static void
+test_outputs_constants (NclContext * ctx)
+{
+  static const gchar graph[] =
+      "neuralcl-model: 1\n"
+      "weights: small2.safetensors\n"
+      "input: {channels: 2}\n"
+      "constants: [anchors]\n"
+      "outputs: [a, b]\n"
+      "layers:\n"
+      "  - {name: a, op: pad, channels: [1, 2], padding: [0, 1, 0, 1]}\n"
+      "  - {name: b, op: activation, input: input, activation: relu6}\n";
+  g_autoptr (NclSafetensorsWriter) wr = ncl_safetensors_writer_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *wpath = tmp_path ("small2.safetensors");
+  g_autofree gchar *gpath = write_tmp ("small2.yaml", graph, -1);
+  g_autoptr (NclModel) model = NULL;
+  g_autoptr (NclRunner) runner = NULL;
+  g_autoptr (NclTensor) tin = NULL;
+  NclTensor *out = NULL;
+  const gfloat anchors[6] = { 0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f };
+  const gint64 ashape[2] = { 3, 2 };
+  gfloat x[2 * 3 * 4];
+  gfloat padded[2 * 4 * 5], want_a[5 * 4 * 5], want_b[2 * 3 * 4];
+  g_autofree gfloat *got_a = NULL, *got_b = NULL;
+  NclPadding pad = { 0, 1, 0, 1, NCL_PAD_ZERO };
+  const gfloat *c;
+  gint ndim = 0;
+  gint64 shape[8];
+
+  ncl_safetensors_writer_add (wr, "anchors", NCL_DTYPE_F32, 2, ashape,
+      anchors);
+  NCL_CHECK (ncl_safetensors_writer_write (wr, wpath, &error));
+  model = ncl_model_load (gpath, &error);
+  NCL_CHECK_NO_ERROR (error);
+  if (model == NULL)
+    return;
+  NCL_CHECK (ncl_model_get_n_outputs (model) == 2);
+  NCL_CHECK (g_strcmp0 (ncl_model_get_output_name (model, 1), "b") == 0);
+  c = ncl_model_get_constant (model, "anchors", &ndim, shape);
+  NCL_CHECK (c != NULL && ndim == 2 && shape[0] == 3 && c[5] == 0.6f);
+  NCL_CHECK (ncl_model_get_constant (model, "nope", NULL, NULL) == NULL);
+
+  ncl_test_fill_random (x, G_N_ELEMENTS (x), 77, -10.0f, 10.0f);
+  runner = ncl_runner_new (model, ctx, &error);
+  NCL_CHECK_NO_ERROR (error);
+  tin = ncl_test_tensor (ctx, x, 1, 2, 3, 4);
+  NCL_CHECK (ncl_runner_run (runner, tin, &out, &error));
+  NCL_CHECK_NO_ERROR (error);
+  ncl_pad_forward_ref (x, 1, 2, 3, 4, 1, &pad, padded);
+  ncl_pad_channels_forward_ref (padded, 1, 2, 4 * 5, 1, 2, want_a);
+  ncl_activation_forward_ref (x, G_N_ELEMENTS (x), NCL_ACT_RELU6, 0, want_b);
+  got_a = ncl_test_download (ncl_runner_get_output (runner, 0));
+  got_b = ncl_test_download (ncl_runner_get_output (runner, 1));
+  NCL_CHECK (ncl_runner_get_output (runner, 0)->c == 5);
+  ncl_test_compare ("output a: channel + spatial pad", got_a, want_a,
+      G_N_ELEMENTS (want_a), 0, 0);
+  ncl_test_compare ("output b: relu6", got_b, want_b, G_N_ELEMENTS (want_b),
+      0, 0);
+}
+
 int
 main (void)
 {
@@ -330,5 +392,6 @@ main (void)
   test_bad_files ();
   ctx = ncl_test_context ();
   test_small_graph (ctx);
+  test_outputs_constants (ctx);
   return ncl_test_finish ();
 }
