@@ -44,6 +44,15 @@
 #define STRIDE_W 1
 #endif
 
+/* Unaligned vector loads: PoCL's vload16 is assembled from 8-byte pieces and
+ * permutes; a float16 type with 4-byte alignment gives one unaligned load. */
+#ifdef __clang__
+typedef float16 __attribute__ ((aligned (4))) conv_float16_u;
+#define CONV_LOAD16(p) (*(__global const conv_float16_u *) (p))
+#else
+#define CONV_LOAD16(p) vload16 (0, (p))
+#endif
+
 #define PAD_ZERO 0
 #define PAD_REFLECT 1
 #define PAD_EDGE 2
@@ -180,7 +189,7 @@ conv2d_generic (__global const float *in, __global const float *wt,
           float16 x;
 
           if (full)
-            x = vload16 (0, row + ox0 + kx * dil);
+            x = CONV_LOAD16 (row + ox0 + kx * dil);
           else
             x = conv_gather16 (row + kx * dil, ox0, ow, sw);
           for (int j = 0; j < COT; j++)
@@ -207,10 +216,10 @@ inline float16
 conv_load_px (__global const float *p)
 {
 #if STRIDE_W == 1
-  return vload16 (0, p);
+  return CONV_LOAD16 (p);
 #else
-  float16 a = vload16 (0, p);
-  float16 c = vload16 (0, p + 16);
+  float16 a = CONV_LOAD16 (p);
+  float16 c = CONV_LOAD16 (p + 16);
 
   return shuffle2 (a, c, (uint16) (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
           24, 26, 28, 30));
@@ -310,6 +319,254 @@ conv2d_direct (__global const float *in, __global const float *wt,
           if (x0 < ow)
             conv_store16 (op + x0, conv_act16 (act, alpha,
                     acc[j * PXV + v] + bj), ow - x0);
+        }
+      }
+    }
+  }
+}
+
+/* ---- Winograd F(4x4, 3x3), stride 1 ------------------------------------ */
+/* Output tiles of 4x4 pixels are grouped in half-blocks of 8 tiles along a
+ * tile row (32 output pixels); a work-item takes 2 * WTV consecutive
+ * half-blocks (16 * WTV tiles, one tile per vector lane) and all output
+ * channels:
+ *   1. input transform V = B^T d B of its tiles for every input channel,
+ *      into __local vbuf [36][cin][WTV] (float16, lanes = tiles);
+ *   2. for each tile of WCO output channels and each of the 36 points, a
+ *      register-tile GEMM M[co][tiles] = sum_ci U[co][ci] V[ci][tiles]
+ *      (U broadcast, V vectors), into __local mbuf [36][WCO][WTV];
+ *   3. output transform Y = A^T M A + bias, activation, store.
+ * ut: [cout_padded / WCO][36][cin][WCO], U = G g G^T (packed on the host).
+ * global: (ceil (half_blocks / (2 * WTV))), local (1). */
+#ifndef WCO
+#define WCO 16
+#endif
+#ifndef WTV
+#define WTV 1
+#endif
+#ifndef WINO_CIN
+#define WINO_CIN 128
+#endif
+
+/* (v0..v5) = B^T (d0..d5) */
+#define WINO_BT(d0, d1, d2, d3, d4, d5, v0, v1, v2, v3, v4, v5) \
+  do { \
+    float16 a_ = d4 - 4.0f * d2, b_ = d3 - 4.0f * d1; \
+    float16 c_ = d4 - d2, e_ = 2.0f * (d3 - d1); \
+    v0 = 4.0f * d0 - 5.0f * d2 + d4; \
+    v1 = a_ + b_; \
+    v2 = a_ - b_; \
+    v3 = c_ + e_; \
+    v4 = c_ - e_; \
+    v5 = 4.0f * d1 - 5.0f * d3 + d5; \
+  } while (0)
+
+/* (y0..y3) = A^T (m0..m5) */
+#define WINO_AT(m0, m1, m2, m3, m4, m5, y0, y1, y2, y3) \
+  do { \
+    float16 s_ = m1 + m2, d_ = m1 - m2, s2_ = m3 + m4, d2_ = m3 - m4; \
+    y0 = m0 + s_ + s2_; \
+    y1 = d_ + 2.0f * d2_; \
+    y2 = s_ + 4.0f * s2_; \
+    y3 = d_ + 8.0f * d2_ + m5; \
+  } while (0)
+
+/* Locates half-block @hb: image @b, first output row @oy0, column @ox0. */
+inline void
+wino_half_block (int hb, int th, int hbw, int *b, int *oy0, int *ox0)
+{
+  int hx = hb % hbw;
+  int rest = hb / hbw;
+
+  *ox0 = hx * 32;
+  *oy0 = (rest % th) * 4;
+  *b = rest / th;
+}
+
+/* Vector @k (0..2) of the 34 input pixels of a half-block row starting at
+ * @p; @lim = pixels left in the row (> 0); lanes past it are clamped. */
+inline float16
+wino_load (__global const float *p, int k, int lim)
+{
+  if (k == 2)
+    return (float16) (p[min (32, lim - 1)], p[min (33, lim - 1)], 0.0f,
+        0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f,
+        0.0f, 0.0f);
+  if (lim >= 32)
+    return CONV_LOAD16 (p + 16 * k);
+  return conv_gather16 (p, 16 * k, lim, 1);
+}
+
+__kernel __attribute__ ((reqd_work_group_size (1, 1, 1)))
+void
+conv2d_wino4 (__global const float *in, __global const float *ut,
+    __global const float *bias, __global float *out, int n, int cin, int h,
+    int w, int cout, int oh, int ow, int act, float alpha)
+{
+  __local float16 vbuf[36 * WINO_CIN * WTV];
+  __local float16 mbuf[36 * WCO * WTV];
+  int th = (oh + 3) / 4;
+  int hbw = (ow + 31) / 32;
+  int nhb = n * th * hbw;
+  int hb0 = get_global_id (0) * 2 * WTV;
+
+  if (hb0 >= nhb)
+    return;
+
+  /* 1. input transform */
+  for (int ci = 0; ci < cin; ci++) {
+#pragma unroll
+    for (int hp = 0; hp < WTV; hp++) {
+      float16 tb[6][6];         /* [B^T row][half * 3 + vector] */
+
+      for (int s = 0; s < 2; s++) {
+        int b, oy0, ox0;
+
+        wino_half_block (min (hb0 + 2 * hp + s, nhb - 1), th, hbw, &b, &oy0,
+            &ox0);
+        {
+          __global const float *plane = in + ((size_t) b * cin + ci) * h * w
+              + ox0;
+          int lim = w - ox0;
+
+          for (int k = 0; k < 3; k++) {
+            float16 d0 = wino_load (plane + (size_t) min (oy0, h - 1) * w,
+                k, lim);
+            float16 d1 = wino_load (plane + (size_t) min (oy0 + 1, h - 1) * w,
+                k, lim);
+            float16 d2 = wino_load (plane + (size_t) min (oy0 + 2, h - 1) * w,
+                k, lim);
+            float16 d3 = wino_load (plane + (size_t) min (oy0 + 3, h - 1) * w,
+                k, lim);
+            float16 d4 = wino_load (plane + (size_t) min (oy0 + 4, h - 1) * w,
+                k, lim);
+            float16 d5 = wino_load (plane + (size_t) min (oy0 + 5, h - 1) * w,
+                k, lim);
+
+            WINO_BT (d0, d1, d2, d3, d4, d5, tb[0][s * 3 + k],
+                tb[1][s * 3 + k], tb[2][s * 3 + k], tb[3][s * 3 + k],
+                tb[4][s * 3 + k], tb[5][s * 3 + k]);
+          }
+        }
+      }
+
+      for (int i = 0; i < 6; i++) {
+        const uint16 merge = (uint16) (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18,
+            19, 20, 21, 22, 23);
+        float16 c0, c1, c2, c3, c4, c5, e;
+        float16 v0, v1, v2, v3, v4, v5;
+        __local float16 *vp = vbuf + (i * 6 * cin + ci) * WTV + hp;
+
+#define WINO_COL(j) \
+        shuffle2 (shuffle2 (tb[i][0], tb[i][1], (uint16) (j, 4 + j, 8 + j, \
+                    12 + j, 16 + j, 20 + j, 24 + j, 28 + j, j, j, j, j, j, j, \
+                    j, j)), shuffle2 (tb[i][3], tb[i][4], (uint16) (j, 4 + j, \
+                    8 + j, 12 + j, 16 + j, 20 + j, 24 + j, 28 + j, j, j, j, \
+                    j, j, j, j, j)), merge)
+        c0 = WINO_COL (0);
+        c1 = WINO_COL (1);
+        c2 = WINO_COL (2);
+        c3 = WINO_COL (3);
+#undef WINO_COL
+        e = shuffle2 (tb[i][2], tb[i][5], (uint16) (0, 1, 16, 17, 0, 0, 0, 0,
+                0, 0, 0, 0, 0, 0, 0, 0));
+        c4 = shuffle2 (c0, e, (uint16) (1, 2, 3, 4, 5, 6, 7, 16, 9, 10, 11,
+                12, 13, 14, 15, 18));
+        c5 = shuffle2 (c1, e, (uint16) (1, 2, 3, 4, 5, 6, 7, 17, 9, 10, 11,
+                12, 13, 14, 15, 19));
+        WINO_BT (c0, c1, c2, c3, c4, c5, v0, v1, v2, v3, v4, v5);
+        vp[0 * cin * WTV] = v0;
+        vp[1 * cin * WTV] = v1;
+        vp[2 * cin * WTV] = v2;
+        vp[3 * cin * WTV] = v3;
+        vp[4 * cin * WTV] = v4;
+        vp[5 * cin * WTV] = v5;
+      }
+    }
+  }
+
+  for (int cot = 0; cot * WCO < cout; cot++) {
+    /* 2. GEMM per transform point */
+    for (int xi = 0; xi < 36; xi++) {
+      __global const float *up = ut + ((size_t) cot * 36 + xi) * cin * WCO;
+      __local const float16 *vp = vbuf + xi * cin * WTV;
+      float16 acc[WCO * WTV];
+
+#pragma unroll
+      for (int j = 0; j < WCO * WTV; j++)
+        acc[j] = (float16) (0.0f);
+
+      for (int ci = 0; ci < cin; ci++) {
+        float16 x[WTV];
+
+#pragma unroll
+        for (int t = 0; t < WTV; t++)
+          x[t] = vp[t];
+#pragma unroll
+        for (int j = 0; j < WCO; j++) {
+          float16 wj = (float16) (up[j]);
+
+#pragma unroll
+          for (int t = 0; t < WTV; t++)
+            acc[j * WTV + t] = fma (wj, x[t], acc[j * WTV + t]);
+        }
+        up += WCO;
+        vp += WTV;
+      }
+
+#pragma unroll
+      for (int j = 0; j < WCO * WTV; j++)
+        mbuf[xi * WCO * WTV + j] = acc[j];
+    }
+
+    /* 3. output transform, bias, activation, store */
+    for (int j = 0; j < WCO; j++) {
+      int co = cot * WCO + j;
+      float bj;
+
+      if (co >= cout)
+        break;
+      bj = bias[co];
+      for (int hp = 0; hp < WTV; hp++) {
+        __local const float16 *mp = mbuf + j * WTV + hp;
+        float16 t[6][4];
+        float16 y[4][4];
+
+#define M(r, c) mp[((r) * 6 + (c)) * WCO * WTV]
+        for (int c = 0; c < 6; c++)
+          WINO_AT (M (0, c), M (1, c), M (2, c), M (3, c), M (4, c), M (5, c),
+              t[c][0], t[c][1], t[c][2], t[c][3]);
+#undef M
+        for (int r = 0; r < 4; r++) {
+          WINO_AT (t[0][r], t[1][r], t[2][r], t[3][r], t[4][r], t[5][r],
+              y[r][0], y[r][1], y[r][2], y[r][3]);
+          for (int c = 0; c < 4; c++)
+            y[r][c] = conv_act16 (act, alpha, y[r][c] + bj);
+        }
+
+        for (int s = 0; s < 2; s++) {
+          int b, oy0, ox0;
+          uint16 il;
+
+          if (hb0 + 2 * hp + s >= nhb)
+            break;
+          wino_half_block (hb0 + 2 * hp + s, th, hbw, &b, &oy0, &ox0);
+          il = (uint16) (0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7,
+              23) + (uint) (8 * s);
+          for (int r = 0; r < 4 && oy0 + r < oh; r++) {
+            __global float *op = out + (((size_t) b * cout + co) * oh + oy0
+                + r) * ow + ox0;
+            float16 p01 = shuffle2 (y[r][0], y[r][1], il);
+            float16 p23 = shuffle2 (y[r][2], y[r][3], il);
+            float16 q0 = shuffle2 (p01, p23, (uint16) (0, 1, 16, 17, 2, 3,
+                    18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+            float16 q1 = shuffle2 (p01, p23, (uint16) (8, 9, 24, 25, 10, 11,
+                    26, 27, 12, 13, 28, 29, 14, 15, 30, 31));
+
+            conv_store16 (op, q0, ow - ox0);
+            if (ow - ox0 > 16)
+              conv_store16 (op + 16, q1, ow - ox0 - 16);
+          }
         }
       }
     }

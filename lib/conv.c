@@ -8,6 +8,8 @@
  *                 tile: groups 1, dilation 1, stride_w 1 or 2, kw <= 17.
  *   "direct4x64"  conv2d_direct with a 4 output channel x 64 pixel tile, for
  *                 layers with few output channels (the 32 -> 3 9x9 output).
+ *   "winograd4"   conv2d_wino4: Winograd F(4x4, 3x3) for 3x3 stride-1 convs
+ *                 with groups 1 (on CPU devices, for cin and cout >= 16).
  *
  * NEURALCL_CONV_VARIANT=<name> forces a variant for every conv that it can
  * run (tests use it to exercise each one); others keep the automatic choice.
@@ -23,12 +25,24 @@ typedef enum
   CONV_GENERIC,
   CONV_DIRECT16,
   CONV_DIRECT4X64,
+  CONV_WINO4,
   CONV_N_VARIANTS
 } ConvVariant;
 
 static const gchar *const variant_names[CONV_N_VARIANTS] = {
-  "generic", "direct16", "direct4x64",
+  "generic", "direct16", "direct4x64", "winograd4",
 };
+
+static const gchar *const kernel_names[CONV_N_VARIANTS] = {
+  "conv2d_generic", "conv2d_direct", "conv2d_direct", "conv2d_wino4",
+};
+
+/* Winograd register tile: output channels x 16-tile vectors; the input
+ * transform of all input channels sits in 36 * cin * 64 * vectors bytes of
+ * __local memory. */
+#define WINO_CO_TILE 16
+#define WINO_TILE_VECTORS 1
+#define WINO_MAX_CIN 512
 
 struct _NclConv
 {
@@ -156,13 +170,17 @@ variant_applies (const NclConvParams * p, ConvVariant v)
     case CONV_DIRECT4X64:
       return p->groups == 1 && MAX (p->dilation, 1) == 1
           && (p->stride_w == 1 || p->stride_w == 2) && p->kw <= 17;
+    case CONV_WINO4:
+      return p->groups == 1 && MAX (p->dilation, 1) == 1 && p->kh == 3
+          && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1
+          && p->cin <= WINO_MAX_CIN;
     default:
       return FALSE;
   }
 }
 
 static ConvVariant
-choose_variant (const NclConvParams * p)
+choose_variant (NclContext * ctx, const NclConvParams * p)
 {
   const gchar *force = g_getenv ("NEURALCL_CONV_VARIANT");
 
@@ -172,6 +190,9 @@ choose_variant (const NclConvParams * p)
         return v;
     }
   }
+  if (ncl_context_is_cpu (ctx) && variant_applies (p, CONV_WINO4)
+      && p->cin >= 16 && p->cout >= 16)
+    return CONV_WINO4;
   if (variant_applies (p, CONV_DIRECT16))
     return p->cout <= 8 ? CONV_DIRECT4X64 : CONV_DIRECT16;
   return CONV_GENERIC;
@@ -188,6 +209,46 @@ pack_direct (const NclConvParams * p, gint tile, gint cout_padded)
     for (gsize k = 0; k < taps; k++)
       packed[((gsize) (co / tile) * taps + k) * tile + co % tile] =
           p->weight[co * taps + k];
+  }
+  return packed;
+}
+
+/* G of F(4x4, 3x3): U = G g G^T */
+static const gdouble wino_g[6][3] = {
+  {1.0 / 4, 0, 0},
+  {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+  {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+  {1.0 / 24, 1.0 / 12, 1.0 / 6},
+  {1.0 / 24, -1.0 / 12, 1.0 / 6},
+  {0, 0, 1},
+};
+
+/* Transforms and packs (cout, cin, 3, 3) into
+ * [cout_padded / tile][36][cin][tile]. */
+static gfloat *
+pack_wino4 (const NclConvParams * p, gint tile, gint cout_padded)
+{
+  gfloat *packed = g_new0 (gfloat, (gsize) cout_padded * 36 * p->cin);
+
+  for (gint co = 0; co < p->cout; co++) {
+    for (gint ci = 0; ci < p->cin; ci++) {
+      const gfloat *g = p->weight + ((gsize) co * p->cin + ci) * 9;
+      gdouble gg[6][3];         /* G g */
+
+      for (gint i = 0; i < 6; i++)
+        for (gint k = 0; k < 3; k++)
+          gg[i][k] = wino_g[i][0] * g[k] + wino_g[i][1] * g[3 + k]
+              + wino_g[i][2] * g[6 + k];
+      for (gint i = 0; i < 6; i++) {
+        for (gint j = 0; j < 6; j++) {
+          gdouble u = gg[i][0] * wino_g[j][0] + gg[i][1] * wino_g[j][1]
+              + gg[i][2] * wino_g[j][2];
+
+          packed[(((gsize) (co / tile) * 36 + i * 6 + j) * p->cin + ci)
+              * tile + co % tile] = u;
+        }
+      }
+    }
   }
   return packed;
 }
@@ -223,7 +284,7 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
     conv->bias = g_memdup2 (p->bias, p->cout * sizeof (gfloat));
     conv->p.bias = conv->bias;
   }
-  conv->variant = choose_variant (p);
+  conv->variant = choose_variant (ctx, p);
 
   switch (conv->variant) {
     case CONV_DIRECT16:
@@ -237,6 +298,17 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
       wlen = (gsize) conv->cout_padded * p->cin * p->kh * p->kw;
       conv->options = g_strdup_printf ("-DCO_TILE=%d -DPXV=%d -DKW=%d "
           "-DSTRIDE_W=%d", conv->co_tile, conv->pxv, p->kw, p->stride_w);
+      break;
+    case CONV_WINO4:
+      conv->co_tile = WINO_CO_TILE;
+      conv->pxv = WINO_TILE_VECTORS;
+      conv->cout_padded = (p->cout + conv->co_tile - 1) / conv->co_tile
+          * conv->co_tile;
+      packed = pack_wino4 (p, conv->co_tile, conv->cout_padded);
+      wsrc = packed;
+      wlen = (gsize) conv->cout_padded * 36 * p->cin;
+      conv->options = g_strdup_printf ("-DWCO=%d -DWTV=%d -DWINO_CIN=%d",
+          conv->co_tile, conv->pxv, p->cin);
       break;
     default:
       conv->cout_padded = p->cout;
@@ -258,8 +330,8 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
     return NULL;
 
   /* build now, so that a kernel problem shows up at load time */
-  if (ncl_context_get_kernel (ctx, "conv", conv->variant == CONV_GENERIC ?
-          "conv2d_generic" : "conv2d_direct", conv->options, error) == NULL)
+  if (ncl_context_get_kernel (ctx, "conv", kernel_names[conv->variant],
+          conv->options, error) == NULL)
     return NULL;
 
   return g_steal_pointer (&conv);
@@ -392,6 +464,28 @@ ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
         &p->stride_w, sizeof (gint), &dil, sizeof (gint), &p->groups,
         sizeof (gint), &act, sizeof (gfloat), &p->alpha, 0)
         && ncl_context_run (conv->ctx, k, 3, global, NULL, error);
+    ncl_context_unlock (conv->ctx);
+    return ok;
+  }
+
+  if (conv->variant == CONV_WINO4) {
+    gint th = (oh + 3) / 4, hbw = (ow + 31) / 32;
+    gsize nhb = (gsize) n * th * hbw;
+    gsize local1[1] = { 1 };
+
+    k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_wino4",
+        conv->options, error);
+    if (k == NULL)
+      return FALSE;
+    global[0] = (nhb + 2 * conv->pxv - 1) / (2 * conv->pxv);
+    ncl_context_lock (conv->ctx);
+    ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &src->buf,
+        sizeof (cl_mem), &conv->wbuf, sizeof (cl_mem), &conv->bbuf,
+        sizeof (cl_mem), &out->buf, sizeof (gint), &n, sizeof (gint),
+        &p->cin, sizeof (gint), &h, sizeof (gint), &w, sizeof (gint),
+        &p->cout, sizeof (gint), &oh, sizeof (gint), &ow, sizeof (gint), &act,
+        sizeof (gfloat), &p->alpha, 0)
+        && ncl_context_run (conv->ctx, k, 1, global, local1, error);
     ncl_context_unlock (conv->ctx);
     return ok;
   }

@@ -69,7 +69,7 @@ static const ConvCase cases[] = {
 
 /* every variant ncl_conv_new can pick; each must be exercised */
 static const gchar *const variants[] = {
-  "generic", "direct16", "direct4x64",
+  "generic", "direct16", "direct4x64", "winograd4",
 };
 
 #define N_VARIANTS G_N_ELEMENTS (variants)
