@@ -11,6 +11,7 @@ PACKAGES="
   gstreamer1.0-libav
   ocl-icd-opencl-dev opencl-c-headers opencl-clhpp-headers pocl-opencl-icd clinfo
   libyaml-dev libjson-glib-dev libcairo2-dev libpango1.0-dev
+  libgdk-pixbuf-2.0-dev
 
 "
 

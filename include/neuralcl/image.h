@@ -67,6 +67,17 @@ gboolean ncl_frame_io_download (NclFrameIO * io, const NclTensor * rgb,
     const NclTensor * orig, gfloat strength, gboolean preserve_colors,
     NclImage * img, GError ** error);
 
+/* Host images that own their pixels (RGB, tightly packed rows). */
+NclImage *ncl_image_new_rgb (gint width, gint height);
+void ncl_image_free (NclImage * img);
+/* Decodes a PNG/JPEG/... file into a new RGB image (gdk-pixbuf; EXIF
+ * orientation applied).  Errors name the file. */
+NclImage *ncl_image_load (const gchar * path, GError ** error);
+/* Writes an RGB image as PNG. */
+gboolean ncl_image_save_png (const NclImage * img, const gchar * path,
+    GError ** error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NclFrameIO, ncl_frame_io_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (NclImage, ncl_image_free)
 
 G_END_DECLS
