@@ -19,6 +19,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <stdio.h>
 
 typedef enum
 {
@@ -302,6 +303,7 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
     case CONV_WINO4:
       conv->co_tile = WINO_CO_TILE;
       conv->pxv = WINO_TILE_VECTORS;
+      if (g_getenv ("XWINO")) sscanf (g_getenv ("XWINO"), "%d,%d", &conv->co_tile, &conv->pxv);
       conv->cout_padded = (p->cout + conv->co_tile - 1) / conv->co_tile
           * conv->co_tile;
       packed = pack_wino4 (p, conv->co_tile, conv->cout_padded);

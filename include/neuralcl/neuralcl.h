@@ -10,3 +10,7 @@
 #include <neuralcl/model.h>
 #include <neuralcl/image.h>
 #include <neuralcl/style.h>
+#include <neuralcl/face.h>
+#include <neuralcl/gallery.h>
+#include <neuralcl/tracker.h>
+#include <neuralcl/tfjs.h>
