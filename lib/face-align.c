@@ -30,7 +30,9 @@ ncl_face_crop_from_box (const NclBox * box, gint width, gint height,
   gdouble ch = MIN (box->y + box->h - cy, height - cy);
 
   memset (crop, 0, sizeof (*crop));
-  /* also refuses NaN */
+  if (!isfinite (box->x) || !isfinite (box->y) || !isfinite (box->w) ||
+      !isfinite (box->h))
+    return FALSE;
   if (!(floor (cw) > 0.0 && floor (ch) > 0.0 && cx < width && cy < height))
     return FALSE;
   crop->x = (gint) floor (cx);
