@@ -5,6 +5,7 @@
 #include <neuralcl/context.h>
 #include <neuralcl/tensor.h>
 #include <neuralcl/layers.h>
+#include <neuralcl/backward.h>
 #include <neuralcl/safetensors.h>
 #include <neuralcl/config.h>
 #include <neuralcl/model.h>

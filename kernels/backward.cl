@@ -1,0 +1,1 @@
+/* backward.cl: backward passes (being written). */

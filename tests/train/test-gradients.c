@@ -1,0 +1,602 @@
+/* Backward passes: (1) every C reference against central finite
+ * differences of the forward reference (loss L = sum (out * R) for a random
+ * R, a random subset of coordinates, relative error < 1e-2); (2) every
+ * device backward against its C reference on random and odd shapes. */
+#include "common.h"
+
+#include <neuralcl/backward.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- finite differences ------------------------------------------------- */
+
+/* Runs the forward reference of a layer on the current host inputs. */
+typedef void (*ForwardFn) (gpointer data, gfloat * out);
+
+static gdouble
+fd_loss (ForwardFn fwd, gpointer data, gfloat * out, const gfloat * r,
+    gsize nout)
+{
+  gdouble l = 0.0;
+
+  fwd (data, out);
+  for (gsize i = 0; i < nout; i++)
+    l += (gdouble) out[i] * r[i];
+  return l;
+}
+
+/* Compares @grad (the analytic dL/d@var) with central differences of step
+ * @h on up to @samples coordinates of @var.  With @kinks (ReLU, max), a
+ * coordinate whose one-sided differences disagree by more than 1 % straddles
+ * a kink (the function is linear between kinks) and is skipped, but at most
+ * a quarter of them may be. */
+static void
+check_fd (const gchar * label, ForwardFn fwd, gpointer data, gsize nout,
+    const gfloat * r, gfloat * var, gsize nvar, const gfloat * grad,
+    gint samples, gfloat h, gboolean kinks)
+{
+  g_autofree gfloat *out = g_new (gfloat, nout);
+  gdouble rms = 0.0, worst = 0.0;
+  gint checked = 0, skipped = 0, bad = 0, count;
+  gdouble l0 = fd_loss (fwd, data, out, r, nout);
+
+  for (gsize i = 0; i < nvar; i++)
+    rms += (gdouble) grad[i] * grad[i];
+  rms = sqrt (rms / MAX (nvar, 1));
+
+  count = nvar <= (gsize) samples ? (gint) nvar : samples;
+  for (gint s = 0; s < count; s++) {
+    gsize i = nvar <= (gsize) samples ? (gsize) s
+        : (gsize) g_random_int_range (0, (gint32) nvar);
+    gfloat keep = var[i];
+    gdouble lp, lm, fd, err;
+
+    var[i] = keep + h;
+    lp = fd_loss (fwd, data, out, r, nout);
+    var[i] = keep - h;
+    lm = fd_loss (fwd, data, out, r, nout);
+    var[i] = keep;
+    /* the step actually taken in float */
+    fd = (lp - lm) / ((gdouble) (keep + h) - (gdouble) (keep - h));
+    if (kinks) {
+      gdouble d1 = lp - l0, d2 = l0 - lm;
+
+      if (fabs (d1 - d2) > 1e-2 * (fabs (d1) + fabs (d2)) + 1e-9) {
+        skipped++;
+        continue;
+      }
+    }
+    /* relative to the larger value, but no less than 5 % of the gradient's
+     * rms: float forward passes leave ~1e-5 of noise in a difference */
+    err = fabs (fd - grad[i]) / MAX (MAX (fabs (fd), fabs (grad[i])),
+        0.05 * rms + 1e-12);
+    worst = MAX (worst, err);
+    checked++;
+    if (err > 1e-2) {
+      if (bad < 5)
+        g_printerr ("%s: [%" G_GSIZE_FORMAT "] analytic %.7g, finite "
+            "difference %.7g (rel err %.3g)\n", label, i, grad[i], fd, err);
+      bad++;
+    }
+  }
+  if (bad > 0 || skipped * 4 > count || checked == 0 || rms == 0.0) {
+    g_printerr ("FAIL fd %s: %d of %d coordinates off, %d skipped at kinks, "
+        "gradient rms %.3g\n", label, bad, checked, skipped, rms);
+    ncl_test_failures++;
+  } else {
+    g_print ("ok fd %s (%d coordinates, %d at kinks, max rel err %.2g)\n",
+        label, checked, skipped, worst);
+  }
+}
+
+static gfloat *
+random_array (gsize n, gfloat lo, gfloat hi)
+{
+  gfloat *a = g_new (gfloat, n);
+
+  for (gsize i = 0; i < n; i++)
+    a[i] = (gfloat) g_random_double_range (lo, hi);
+  return a;
+}
+
+/* Random values with |x| in [0.1, 1) (away from ReLU's kink). */
+static gfloat *
+random_signed (gsize n, gfloat scale)
+{
+  gfloat *a = g_new (gfloat, n);
+
+  for (gsize i = 0; i < n; i++)
+    a[i] = (gfloat) (scale * g_random_double_range (0.1, 1.0)
+        * (g_random_boolean ()? 1.0 : -1.0));
+  return a;
+}
+
+/* ---- conv2d ------------------------------------------------------------- */
+
+typedef struct
+{
+  NclConvParams p;
+  gint n, h, w;
+  const gfloat *x;
+} ConvCase;
+
+static void
+conv_fwd (gpointer data, gfloat * out)
+{
+  ConvCase *c = data;
+
+  ncl_conv2d_forward_ref (&c->p, c->x, c->n, c->h, c->w, out);
+}
+
+static void
+fd_conv (gint n, gint cin, gint cout, gint h, gint w, gint kh, gint kw,
+    gint sh, gint sw, gint groups, gint dil, NclPadding pad,
+    NclActivation act)
+{
+  ConvCase c = { 0 };
+  gint oh, ow;
+  gsize nx = (gsize) n * cin * h * w, nw, nout;
+  g_autofree gfloat *x = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *wt = NULL;
+  g_autofree gfloat *bias = random_array (cout, -0.5f, 0.5f);
+  g_autofree gfloat *r = NULL;
+  g_autofree gfloat *out = NULL;
+  g_autofree gfloat *dz = NULL;
+  g_autofree gfloat *dx = g_new (gfloat, nx);
+  g_autofree gfloat *dw = NULL;
+  g_autofree gfloat *db = g_new0 (gfloat, cout);
+  g_autofree gchar *label = NULL;
+
+  c.p.cin = cin;
+  c.p.cout = cout;
+  c.p.kh = kh;
+  c.p.kw = kw;
+  c.p.stride_h = sh;
+  c.p.stride_w = sw;
+  c.p.groups = groups;
+  c.p.dilation = dil;
+  c.p.pad = pad;
+  c.p.act = act;
+  c.p.alpha = 0.1f;
+  nw = (gsize) cout * (cin / groups) * kh * kw;
+  wt = random_array (nw, -0.5f, 0.5f);
+  dw = g_new0 (gfloat, nw);
+  c.p.weight = wt;
+  c.p.bias = bias;
+  c.n = n;
+  c.h = h;
+  c.w = w;
+  c.x = x;
+  ncl_conv2d_out_size (&c.p, h, w, &oh, &ow);
+  nout = (gsize) n * cout * oh * ow;
+  r = random_array (nout, -1.0f, 1.0f);
+  out = g_new (gfloat, nout);
+  dz = g_new (gfloat, nout);
+
+  /* the documented composition: activation backward, then conv backward */
+  conv_fwd (&c, out);
+  ncl_activation_backward_ref (out, r, nout, act, c.p.alpha, dz);
+  /* parameter gradients accumulate: start from a known offset */
+  for (gsize i = 0; i < nw; i++)
+    dw[i] = 1.0f;
+  ncl_conv2d_backward_ref (&c.p, x, n, h, w, dz, dx, dw, db);
+  for (gsize i = 0; i < nw; i++)
+    dw[i] -= 1.0f;
+
+  label = g_strdup_printf ("conv n%d %d->%d %dx%d k%dx%d s%dx%d g%d d%d "
+      "pad %d/%d/%d/%d mode %d act %s", n, cin, cout, h, w, kh, kw, sh, sw,
+      groups, dil, pad.top, pad.bottom, pad.left, pad.right, pad.mode,
+      ncl_activation_to_string (act));
+  {
+    g_autofree gchar *lx = g_strconcat (label, " dx", NULL);
+    g_autofree gchar *lw = g_strconcat (label, " dw", NULL);
+    g_autofree gchar *lb = g_strconcat (label, " db", NULL);
+
+    check_fd (lx, conv_fwd, &c, nout, r, x, nx, dx, 60, 1e-2f, FALSE);
+    check_fd (lw, conv_fwd, &c, nout, r, wt, nw, dw, 60, 1e-2f, FALSE);
+    check_fd (lb, conv_fwd, &c, nout, r, bias, cout, db, 60, 1e-2f, FALSE);
+  }
+}
+
+/* ---- instance norm ------------------------------------------------------ */
+
+typedef struct
+{
+  gint n, c, hw;
+  const gfloat *x, *gamma, *beta, *res;
+  NclActivation act;
+} NormCase;
+
+static void
+norm_fwd (gpointer data, gfloat * out)
+{
+  NormCase *c = data;
+
+  ncl_instnorm_forward_ref (c->x, c->n, c->c, c->hw, c->gamma, c->beta, 1e-5f,
+      c->res, c->act, 0.1f, out);
+}
+
+static void
+fd_instnorm (gint n, gint ch, gint hw, gboolean affine, gboolean residual,
+    NclActivation act)
+{
+  NormCase c = { n, ch, hw, NULL, NULL, NULL, NULL, act };
+  gsize nx = (gsize) n * ch * hw;
+  g_autofree gfloat *x = random_array (nx, -2.0f, 3.0f);
+  g_autofree gfloat *res = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *gamma = random_array (ch, 0.5f, 1.5f);
+  g_autofree gfloat *beta = random_array (ch, -0.5f, 0.5f);
+  g_autofree gfloat *r = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *out = g_new (gfloat, nx);
+  g_autofree gfloat *dx = g_new (gfloat, nx);
+  g_autofree gfloat *dres = g_new (gfloat, nx);
+  g_autofree gfloat *dg = g_new0 (gfloat, ch);
+  g_autofree gfloat *dbeta = g_new0 (gfloat, ch);
+  g_autofree gchar *label = NULL;
+
+  c.x = x;
+  c.gamma = affine ? gamma : NULL;
+  c.beta = affine ? beta : NULL;
+  c.res = residual ? res : NULL;
+  if (residual && act == NCL_ACT_RELU) {
+    /* keep every pre-activation at least 0.3 away from ReLU's kink: the
+     * residual cancels the normalised value and adds a random offset */
+    g_autofree gfloat *z = random_signed (nx, 1.0f);
+
+    c.act = NCL_ACT_NONE;
+    c.res = NULL;
+    norm_fwd (&c, out);
+    for (gsize i = 0; i < nx; i++)
+      res[i] = 0.3f * z[i] / fabsf (z[i]) + 0.7f * z[i] - out[i];
+    c.act = act;
+    c.res = res;
+  }
+  norm_fwd (&c, out);
+  ncl_instnorm_backward_ref (x, out, r, n, ch, hw, c.gamma, 1e-5f, act, 0.1f,
+      dx, dres, dg, dbeta);
+
+  label = g_strdup_printf ("instnorm n%d c%d hw%d affine %d res %d act %s",
+      n, ch, hw, affine, residual, ncl_activation_to_string (act));
+  {
+    g_autofree gchar *lx = g_strconcat (label, " dx", NULL);
+    g_autofree gchar *lr = g_strconcat (label, " dresidual", NULL);
+    g_autofree gchar *lg = g_strconcat (label, " dgamma", NULL);
+    g_autofree gchar *lb = g_strconcat (label, " dbeta", NULL);
+
+    check_fd (lx, norm_fwd, &c, nx, r, x, nx, dx, 60, 1e-2f, FALSE);
+    if (residual)
+      check_fd (lr, norm_fwd, &c, nx, r, res, nx, dres, 60, 1e-2f, FALSE);
+    if (affine) {
+      check_fd (lg, norm_fwd, &c, nx, r, gamma, ch, dg, 60, 1e-2f, FALSE);
+      check_fd (lb, norm_fwd, &c, nx, r, beta, ch, dbeta, 60, 1e-2f, FALSE);
+    }
+  }
+}
+
+/* ---- element-wise ------------------------------------------------------- */
+
+typedef struct
+{
+  gsize n;
+  const gfloat *a, *b;
+  NclActivation act;
+  gfloat alpha;
+} EltCase;
+
+static void
+act_fwd (gpointer data, gfloat * out)
+{
+  EltCase *c = data;
+
+  ncl_activation_forward_ref (c->a, c->n, c->act, c->alpha, out);
+}
+
+static void
+add_fwd (gpointer data, gfloat * out)
+{
+  EltCase *c = data;
+
+  ncl_add_forward_ref (c->a, c->b, c->n, c->act, c->alpha, out);
+}
+
+static void
+fd_elementwise (NclActivation act)
+{
+  gsize n = 203;
+  g_autofree gfloat *a = random_signed (n, 4.0f);
+  g_autofree gfloat *b = random_signed (n, 0.02f);
+  g_autofree gfloat *r = random_array (n, -1.0f, 1.0f);
+  g_autofree gfloat *out = g_new (gfloat, n);
+  g_autofree gfloat *da = g_new (gfloat, n);
+  g_autofree gfloat *db = g_new (gfloat, n);
+  g_autofree gchar *la = NULL;
+  g_autofree gchar *lb = NULL;
+  g_autofree gchar *lc = NULL;
+  EltCase c = { n, a, b, act, 0.1f };
+
+  /* ReLU6 saturates at 6: keep some values above it, none near it */
+  if (act == NCL_ACT_RELU6)
+    for (gsize i = 0; i < n; i += 3)
+      a[i] = a[i] > 0 ? a[i] + 6.5f : a[i];
+  act_fwd (&c, out);
+  ncl_activation_backward_ref (out, r, n, act, c.alpha, da);
+  la = g_strdup_printf ("activation %s dx", ncl_activation_to_string (act));
+  check_fd (la, act_fwd, &c, n, r, a, n, da, 60, 1e-2f, FALSE);
+
+  add_fwd (&c, out);
+  ncl_add_backward_ref (out, r, n, act, c.alpha, da, db);
+  lb = g_strdup_printf ("add %s da", ncl_activation_to_string (act));
+  lc = g_strdup_printf ("add %s db", ncl_activation_to_string (act));
+  check_fd (lb, add_fwd, &c, n, r, a, n, da, 60, 1e-2f, FALSE);
+  check_fd (lc, add_fwd, &c, n, r, b, n, db, 60, 1e-2f, FALSE);
+}
+
+typedef struct
+{
+  gint n, ca, cb, hw, before, after;
+  const gfloat *a, *b;
+} ChanCase;
+
+static void
+concat_fwd (gpointer data, gfloat * out)
+{
+  ChanCase *c = data;
+
+  ncl_concat_forward_ref (c->a, c->ca, c->b, c->cb, c->n, c->hw, out);
+}
+
+static void
+padch_fwd (gpointer data, gfloat * out)
+{
+  ChanCase *c = data;
+
+  ncl_pad_channels_forward_ref (c->a, c->n, c->ca, c->hw, c->before,
+      c->after, out);
+}
+
+static void
+fd_channels (void)
+{
+  ChanCase c = { 2, 3, 5, 7, 2, 1, NULL, NULL };
+  gsize na = (gsize) c.n * c.ca * c.hw, nb = (gsize) c.n * c.cb * c.hw;
+  gsize nout = na + nb, npad = (gsize) c.n * (c.ca + 3) * c.hw;
+  g_autofree gfloat *a = random_array (na, -1.0f, 1.0f);
+  g_autofree gfloat *b = random_array (nb, -1.0f, 1.0f);
+  g_autofree gfloat *r = random_array (MAX (nout, npad), -1.0f, 1.0f);
+  g_autofree gfloat *da = g_new (gfloat, na);
+  g_autofree gfloat *db = g_new (gfloat, nb);
+
+  c.a = a;
+  c.b = b;
+  ncl_concat_backward_ref (r, c.n, c.ca, c.cb, c.hw, da, db);
+  check_fd ("concat da", concat_fwd, &c, nout, r, a, na, da, 60, 1e-2f,
+      FALSE);
+  check_fd ("concat db", concat_fwd, &c, nout, r, b, nb, db, 60, 1e-2f,
+      FALSE);
+  ncl_pad_channels_backward_ref (r, c.n, c.ca, c.hw, c.before, c.after, da);
+  check_fd ("pad channels dx", padch_fwd, &c, npad, r, a, na, da, 60, 1e-2f,
+      FALSE);
+}
+
+typedef struct
+{
+  gint n;
+  gsize len;
+  gfloat eps;
+  const gfloat *x;
+} L2Case;
+
+static void
+l2_fwd (gpointer data, gfloat * out)
+{
+  L2Case *c = data;
+
+  ncl_l2norm_forward_ref (c->x, c->n, c->len, c->eps, out);
+}
+
+static void
+fd_l2norm (gfloat scale)
+{
+  L2Case c = { 3, 37, 1e-3f, NULL };
+  gsize nx = c.n * c.len;
+  g_autofree gfloat *x = random_array (nx, -scale, scale);
+  g_autofree gfloat *r = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *dx = g_new (gfloat, nx);
+  g_autofree gchar *label = g_strdup_printf ("l2norm x%g dx", scale);
+
+  c.x = x;
+  ncl_l2norm_backward_ref (x, r, c.n, c.len, c.eps, dx);
+  check_fd (label, l2_fwd, &c, nx, r, x, nx, dx, 60, 1e-2f * scale, FALSE);
+}
+
+/* ---- pad / upsample / crop ---------------------------------------------- */
+
+typedef struct
+{
+  gint n, c, h, w, scale;
+  NclPadding pad;
+  const gfloat *x;
+} PadCase;
+
+static void
+pad_fwd (gpointer data, gfloat * out)
+{
+  PadCase *c = data;
+
+  ncl_pad_forward_ref (c->x, c->n, c->c, c->h, c->w, c->scale, &c->pad, out);
+}
+
+static void
+fd_pad (gint n, gint ch, gint h, gint w, gint scale, gint top, gint bottom,
+    gint left, gint right, NclPadMode mode)
+{
+  PadCase c = { n, ch, h, w, scale, {top, bottom, left, right, mode}, NULL };
+  gsize nx = (gsize) n * ch * h * w;
+  gsize nout = (gsize) n * ch * (h * scale + top + bottom)
+      * (w * scale + left + right);
+  g_autofree gfloat *x = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *r = random_array (nout, -1.0f, 1.0f);
+  g_autofree gfloat *dx = g_new (gfloat, nx);
+  g_autofree gchar *label = g_strdup_printf ("pad (%d,%d,%d,%d) x%d "
+      "%d/%d/%d/%d mode %d dx", n, ch, h, w, scale, top, bottom, left, right,
+      mode);
+
+  c.x = x;
+  ncl_pad_backward_ref (r, n, ch, h, w, scale, &c.pad, dx);
+  check_fd (label, pad_fwd, &c, nout, r, x, nx, dx, 80, 1e-2f, FALSE);
+}
+
+/* ---- pooling ------------------------------------------------------------ */
+
+typedef struct
+{
+  NclPoolParams p;
+  gint n, c, h, w;
+  const gfloat *x;
+} PoolCase;
+
+static void
+pool_fwd (gpointer data, gfloat * out)
+{
+  PoolCase *c = data;
+
+  ncl_pool_forward_ref (&c->p, c->x, c->n, c->c, c->h, c->w, out);
+}
+
+static void
+gap_fwd (gpointer data, gfloat * out)
+{
+  PoolCase *c = data;
+
+  ncl_global_avgpool_forward_ref (c->x, c->n, c->c, c->h * c->w, out);
+}
+
+static void
+fd_pool (NclPoolType type, gint n, gint ch, gint h, gint w, gint k, gint s,
+    gint pad)
+{
+  PoolCase c = { {type, k, k, s, s, {pad, pad, pad, pad, NCL_PAD_ZERO}},
+  n, ch, h, w, NULL
+  };
+  gint oh, ow;
+  gsize nx = (gsize) n * ch * h * w, nout;
+  g_autofree gfloat *x = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *r = NULL;
+  g_autofree gfloat *dx = g_new (gfloat, nx);
+  g_autofree gchar *label = g_strdup_printf ("%s pool (%d,%d,%d,%d) k%d s%d "
+      "pad %d dx", type == NCL_POOL_MAX ? "max" : "avg", n, ch, h, w, k, s,
+      pad);
+
+  ncl_pool_out_size (&c.p, h, w, &oh, &ow);
+  nout = (gsize) n * ch * oh * ow;
+  r = random_array (nout, -1.0f, 1.0f);
+  c.x = x;
+  ncl_pool_backward_ref (&c.p, x, n, ch, h, w, r, dx);
+  check_fd (label, pool_fwd, &c, nout, r, x, nx, dx, 80, 1e-3f,
+      type == NCL_POOL_MAX);
+
+  ncl_global_avgpool_backward_ref (r, n, ch, h * w, dx);
+  check_fd ("global avgpool dx", gap_fwd, &c, (gsize) n * ch, r, x, nx, dx,
+      40, 1e-2f, FALSE);
+}
+
+/* ---- fully connected ---------------------------------------------------- */
+
+typedef struct
+{
+  gint n, in_f, out_f;
+  const gfloat *x, *w, *b;
+} FcCase;
+
+static void
+fc_fwd (gpointer data, gfloat * out)
+{
+  FcCase *c = data;
+
+  ncl_fc_forward_ref (c->x, c->n, c->in_f, c->out_f, c->w, c->b,
+      NCL_ACT_NONE, 0.0f, out);
+}
+
+static void
+fd_fc (gint n, gint in_f, gint out_f)
+{
+  FcCase c = { n, in_f, out_f, NULL, NULL, NULL };
+  g_autofree gfloat *x = random_array ((gsize) n * in_f, -1.0f, 1.0f);
+  g_autofree gfloat *w = random_array ((gsize) out_f * in_f, -1.0f, 1.0f);
+  g_autofree gfloat *b = random_array (out_f, -1.0f, 1.0f);
+  g_autofree gfloat *r = random_array ((gsize) n * out_f, -1.0f, 1.0f);
+  g_autofree gfloat *dx = g_new (gfloat, (gsize) n * in_f);
+  g_autofree gfloat *dw = g_new0 (gfloat, (gsize) out_f * in_f);
+  g_autofree gfloat *db = g_new0 (gfloat, out_f);
+
+  c.x = x;
+  c.w = w;
+  c.b = b;
+  ncl_fc_backward_ref (x, n, in_f, out_f, w, r, dx, dw, db);
+  check_fd ("fc dx", fc_fwd, &c, (gsize) n * out_f, r, x, (gsize) n * in_f,
+      dx, 60, 1e-2f, FALSE);
+  check_fd ("fc dw", fc_fwd, &c, (gsize) n * out_f, r, w,
+      (gsize) out_f * in_f, dw, 60, 1e-2f, FALSE);
+  check_fd ("fc db", fc_fwd, &c, (gsize) n * out_f, r, b, out_f, db, 60,
+      1e-2f, FALSE);
+}
+
+static void
+finite_difference_tests (void)
+{
+  NclPadding none = { 0, 0, 0, 0, NCL_PAD_ZERO };
+  NclPadding z1 = { 1, 1, 1, 1, NCL_PAD_ZERO };
+  NclPadding r1 = { 1, 1, 1, 1, NCL_PAD_REFLECT };
+  NclPadding e1 = { 1, 2, 0, 1, NCL_PAD_EDGE };
+  NclPadding r4 = { 4, 4, 4, 4, NCL_PAD_REFLECT };
+  NclPadding z2 = { 2, 1, 2, 0, NCL_PAD_ZERO };
+
+  fd_conv (2, 3, 4, 7, 9, 3, 3, 1, 1, 1, 1, z1, NCL_ACT_NONE);
+  fd_conv (1, 4, 5, 9, 7, 3, 3, 2, 2, 1, 1, r1, NCL_ACT_NONE);
+  fd_conv (2, 6, 4, 6, 5, 3, 3, 1, 1, 2, 1, e1, NCL_ACT_NONE);
+  fd_conv (1, 4, 4, 7, 7, 3, 3, 2, 2, 4, 1, z1, NCL_ACT_NONE);
+  fd_conv (2, 3, 6, 5, 6, 3, 3, 1, 1, 3, 1, z1, NCL_ACT_NONE);
+  fd_conv (1, 5, 3, 4, 7, 1, 1, 1, 1, 1, 1, none, NCL_ACT_NONE);
+  fd_conv (1, 3, 2, 11, 10, 9, 9, 1, 1, 1, 1, r4, NCL_ACT_NONE);
+  fd_conv (2, 2, 3, 9, 9, 3, 3, 2, 2, 1, 1, none, NCL_ACT_NONE);
+  fd_conv (1, 2, 3, 8, 9, 3, 3, 1, 1, 1, 2, z2, NCL_ACT_NONE);
+  fd_conv (1, 3, 4, 9, 8, 3, 2, 2, 1, 1, 1, z2, NCL_ACT_NONE);
+  fd_conv (2, 3, 5, 7, 6, 3, 3, 1, 1, 1, 1, r1, NCL_ACT_SIGMOID);
+  fd_conv (1, 4, 2, 8, 7, 3, 3, 2, 2, 2, 1, z1, NCL_ACT_TANH);
+
+  fd_instnorm (2, 3, 17, TRUE, FALSE, NCL_ACT_NONE);
+  fd_instnorm (1, 4, 25, TRUE, TRUE, NCL_ACT_RELU);
+  fd_instnorm (2, 2, 9, FALSE, TRUE, NCL_ACT_NONE);
+  fd_instnorm (1, 3, 35, TRUE, FALSE, NCL_ACT_TANH);
+  fd_instnorm (1, 2, 16, TRUE, TRUE, NCL_ACT_SIGMOID);
+
+  for (NclActivation act = NCL_ACT_NONE; act <= NCL_ACT_RELU6; act++)
+    fd_elementwise (act);
+  fd_channels ();
+  fd_l2norm (1.0f);
+  fd_l2norm (1e-5f);
+
+  fd_pad (1, 2, 5, 6, 1, 1, 1, 1, 1, NCL_PAD_REFLECT);
+  fd_pad (2, 1, 4, 3, 1, 4, 2, 5, 3, NCL_PAD_REFLECT);
+  fd_pad (1, 2, 5, 4, 1, 2, 1, 0, 3, NCL_PAD_EDGE);
+  fd_pad (1, 2, 3, 5, 2, 0, 0, 0, 0, NCL_PAD_ZERO);
+  fd_pad (1, 2, 3, 5, 2, 1, 1, 1, 1, NCL_PAD_REFLECT);
+  fd_pad (1, 2, 7, 6, 1, -1, -2, 2, -1, NCL_PAD_ZERO);
+
+  fd_pool (NCL_POOL_MAX, 2, 2, 6, 6, 2, 2, 0);
+  fd_pool (NCL_POOL_MAX, 1, 3, 7, 9, 3, 2, 1);
+  fd_pool (NCL_POOL_AVG, 1, 2, 7, 5, 3, 2, 1);
+  fd_pool (NCL_POOL_AVG, 2, 1, 5, 5, 2, 1, 0);
+
+  fd_fc (3, 13, 7);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_random_set_seed (g_getenv ("NCL_SEED") ? atoi (g_getenv ("NCL_SEED")) : 1234);
+  finite_difference_tests ();
+  return ncl_test_finish ();
+}
