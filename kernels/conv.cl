@@ -11,21 +11,28 @@
  *                   dilation.  One work-item = COT output channels of one
  *                   group x 16 consecutive output pixels of one row; weights
  *                   in the original (cout, cin / groups, kh, kw) layout.
- *   conv2d_direct   groups == 1, dilation 1, stride_w 1 or 2.  One work-item
- *                   = a register tile of CO_TILE output channels x PXV * 16
+ *   conv2d_direct   groups 1, dilation 1, stride_w 1 or 2.  One work-item =
+ *                   a register tile of CO_TILE output channels x PXV * 16
  *                   consecutive output pixels of one row (float16
  *                   accumulators).  Weights packed as
- *                   [cout / CO_TILE][cin][kh][KW][CO_TILE] (cout zero-padded),
- *                   so the CO_TILE weights of one tap are contiguous and each
- *                   is broadcast over the pixel vectors.  Work-item order:
- *                   channel tile fastest, so neighbours share input rows.
+ *                   [cout_padded / CO_TILE][cin][kh][KW][CO_TILE], so the
+ *                   CO_TILE weights of one tap are contiguous and each is
+ *                   broadcast over the pixel vectors.  Channel tile fastest
+ *                   in the work-item order, so neighbours share input rows.
+ *   conv2d_wino4    Winograd F(4x4, 3x3), stride 1, groups 1 (see below).
+ *
+ * All loads stay inside the input tensor: the last tile of a row clamps the
+ * pixels past the row end.
  *
  * Tunables (build options):
- *   COT       conv2d_generic output channels per work-item (default 4).
- *   CO_TILE   conv2d_direct output channels per work-item (default 16).
- *   PXV       conv2d_direct 16-pixel vectors per work-item (default 1).
- *   KW        conv2d_direct kernel width, compile-time (default 3).
- *   STRIDE_W  conv2d_direct horizontal stride, 1 or 2 (default 1).
+ *   COT        conv2d_generic output channels per work-item (default 4).
+ *   CO_TILE    conv2d_direct output channels per work-item (default 16).
+ *   PXV        conv2d_direct 16-pixel vectors per work-item (default 1).
+ *   KW         conv2d_direct kernel width, compile-time (default 3).
+ *   STRIDE_W   conv2d_direct horizontal stride, 1 or 2 (default 1).
+ *   WCO        conv2d_wino4 output channels per GEMM tile (default 16).
+ *   WTV        conv2d_wino4 16-tile vectors per work-item (default 1).
+ *   WINO_CIN   conv2d_wino4 input channels (sizes its __local buffer).
  */
 
 #ifndef COT
@@ -226,6 +233,23 @@ conv_load_px (__global const float *p)
 #endif
 }
 
+inline float16
+conv_load_px_private (const float *p)
+{
+#ifdef __clang__
+#define CONV_LOADP16(q) (*(const conv_float16_u *) (q))
+#else
+#define CONV_LOADP16(q) vload16 (0, (q))
+#endif
+#if STRIDE_W == 1
+  return CONV_LOADP16 (p);
+#else
+  return shuffle2 (CONV_LOADP16 (p), CONV_LOADP16 (p + 16), (uint16) (0, 2,
+          4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
+#endif
+#undef CONV_LOADP16
+}
+
 /* global: (cout_padded / CO_TILE, ceil (ow / (16 * PXV)), n * oh);
  * wt: [cout_padded / CO_TILE][cin][kh][KW][CO_TILE]; bias: (cout_padded). */
 __kernel void
@@ -278,18 +302,25 @@ conv2d_direct (__global const float *in, __global const float *wt,
         }
       }
     } else {
-      /* the last tile of a row: clamp lanes past ow instead of over-reading */
+      /* the last tile of a row: copy each input row segment with the
+       * pixels past the row clamped, then the same vector loop on it */
+      float seg[16 * PXV * STRIDE_W + KW + 32];
+      int x0 = ox0 * STRIDE_W;
+
       for (int ci = 0; ci < cin; ci++) {
         for (int ky = 0; ky < kh; ky++) {
           __global const float *row = in + (((size_t) b * cin + ci) * h
               + oy * sh + ky) * w;
 
+          for (int i = 0; i < 16 * PXV * STRIDE_W + KW + 32; i++)
+            seg[i] = row[min (x0 + i, w - 1)];
+#pragma unroll
           for (int kx = 0; kx < KW; kx++) {
             float16 x[PXV];
 
 #pragma unroll
             for (int v = 0; v < PXV; v++)
-              x[v] = conv_gather16 (row + kx, ox0 + v * 16, ow, STRIDE_W);
+              x[v] = conv_load_px_private (seg + kx + v * 16 * STRIDE_W);
 #pragma unroll
             for (int j = 0; j < CO_TILE; j++) {
               float16 wj = (float16) (wp[j]);

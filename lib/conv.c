@@ -3,47 +3,62 @@
  * The device path pads into a scratch tensor when the layer has padding and
  * then runs one of the valid-convolution kernels of kernels/conv.cl:
  *
- *   "generic"     conv2d_generic: anything (groups, depthwise, dilation).
- *   "direct16"    conv2d_direct with a 16 output channel x 16 pixel register
- *                 tile: groups 1, dilation 1, stride_w 1 or 2, kw <= 17.
- *   "direct4x64"  conv2d_direct with a 4 output channel x 64 pixel tile, for
- *                 layers with few output channels (the 32 -> 3 9x9 output).
- *   "winograd4"   conv2d_wino4: Winograd F(4x4, 3x3) for 3x3 stride-1 convs
- *                 with groups 1 (on CPU devices, for cin and cout >= 16).
+ *   "generic"        conv2d_generic: anything (groups, depthwise, dilation).
+ *   "direct"         conv2d_direct, 8 output channels x 32 pixels per
+ *                    work-item: groups 1, dilation 1, stride_w 1 or 2,
+ *                    kw <= 17.
+ *   "direct_narrow"  conv2d_direct, cout (<= 4) channels x 64 pixels, for
+ *                    layers with few outputs (the 9x9 32 -> 3 of the style
+ *                    network).
+ *   "winograd4"      conv2d_wino4: Winograd F(4x4, 3x3), 3x3 stride 1,
+ *                    groups 1; picked on CPU devices when cin, cout >= 16.
  *
- * NEURALCL_CONV_VARIANT=<name> forces a variant for every conv that it can
- * run (tests use it to exercise each one); others keep the automatic choice.
+ * The register tiles were measured on PoCL (2 AVX-512 cores): 8 x 32 beat
+ * 16 x 16 by 10-25 % on every layer of the style network; see
+ * docs/kernels.md.
+ *
+ * NEURALCL_CONV_VARIANT=<name> forces a variant for every conv it can run
+ * (the tests use it to exercise each one); others keep the automatic choice.
  */
 #include <neuralcl/layers.h>
 #include <neuralcl/error.h>
 
 #include <math.h>
 #include <string.h>
-#include <stdio.h>
 
 typedef enum
 {
   CONV_GENERIC,
-  CONV_DIRECT16,
-  CONV_DIRECT4X64,
+  CONV_DIRECT,
+  CONV_DIRECT_NARROW,
   CONV_WINO4,
   CONV_N_VARIANTS
 } ConvVariant;
 
 static const gchar *const variant_names[CONV_N_VARIANTS] = {
-  "generic", "direct16", "direct4x64", "winograd4",
+  "generic", "direct", "direct_narrow", "winograd4",
 };
 
 static const gchar *const kernel_names[CONV_N_VARIANTS] = {
   "conv2d_generic", "conv2d_direct", "conv2d_direct", "conv2d_wino4",
 };
 
-/* Winograd register tile: output channels x 16-tile vectors; the input
- * transform of all input channels sits in 36 * cin * 64 * vectors bytes of
- * __local memory. */
-#define WINO_CO_TILE 16
+/* direct: output channels x 16-pixel vectors per work-item */
+#define DIRECT_CO_TILE 8
+#define DIRECT_PX_VECTORS 2
+#define NARROW_MAX_COUT 4
+#define NARROW_PX_VECTORS 4
+
+/* Winograd: output channels x 16-tile vectors per GEMM register tile; the
+ * input transform of all input channels sits in __local memory. */
+#define WINO_CO_TILE 8
 #define WINO_TILE_VECTORS 1
-#define WINO_MAX_CIN 512
+
+static gsize
+wino_local_bytes (gint cin)
+{
+  return (gsize) 36 * 64 * WINO_TILE_VECTORS * (cin + WINO_CO_TILE);
+}
 
 struct _NclConv
 {
@@ -162,19 +177,26 @@ ncl_conv2d_fold_batchnorm (gint cout, gint per_out, gfloat * weight,
 /* ---- device ------------------------------------------------------------- */
 
 static gboolean
-variant_applies (const NclConvParams * p, ConvVariant v)
+variant_applies (NclContext * ctx, const NclConvParams * p, ConvVariant v)
 {
+  gboolean plain = p->groups == 1 && MAX (p->dilation, 1) == 1;
+  cl_ulong local_mem = 0;
+
   switch (v) {
     case CONV_GENERIC:
       return TRUE;
-    case CONV_DIRECT16:
-    case CONV_DIRECT4X64:
-      return p->groups == 1 && MAX (p->dilation, 1) == 1
-          && (p->stride_w == 1 || p->stride_w == 2) && p->kw <= 17;
+    case CONV_DIRECT:
+      return plain && (p->stride_w == 1 || p->stride_w == 2) && p->kw <= 17;
+    case CONV_DIRECT_NARROW:
+      return variant_applies (ctx, p, CONV_DIRECT)
+          && p->cout <= NARROW_MAX_COUT;
     case CONV_WINO4:
-      return p->groups == 1 && MAX (p->dilation, 1) == 1 && p->kh == 3
-          && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1
-          && p->cin <= WINO_MAX_CIN;
+      if (!plain || p->kh != 3 || p->kw != 3 || p->stride_h != 1
+          || p->stride_w != 1)
+        return FALSE;
+      clGetDeviceInfo (ncl_context_get_device (ctx), CL_DEVICE_LOCAL_MEM_SIZE,
+          sizeof (local_mem), &local_mem, NULL);
+      return wino_local_bytes (p->cin) <= local_mem;
     default:
       return FALSE;
   }
@@ -187,15 +209,20 @@ choose_variant (NclContext * ctx, const NclConvParams * p)
 
   if (force != NULL && *force != '\0') {
     for (gint v = 0; v < CONV_N_VARIANTS; v++) {
-      if (g_str_equal (force, variant_names[v]) && variant_applies (p, v))
+      if (g_str_equal (force, variant_names[v])
+          && variant_applies (ctx, p, v))
         return v;
     }
   }
-  if (ncl_context_is_cpu (ctx) && variant_applies (p, CONV_WINO4)
-      && p->cin >= 16 && p->cout >= 16)
+  /* the Winograd kernel runs one work-item per group and keeps its
+   * transform in __local memory: a CPU design */
+  if (ncl_context_is_cpu (ctx) && p->cin >= 16 && p->cout >= 16
+      && variant_applies (ctx, p, CONV_WINO4))
     return CONV_WINO4;
-  if (variant_applies (p, CONV_DIRECT16))
-    return p->cout <= 8 ? CONV_DIRECT4X64 : CONV_DIRECT16;
+  if (variant_applies (ctx, p, CONV_DIRECT_NARROW))
+    return CONV_DIRECT_NARROW;
+  if (variant_applies (ctx, p, CONV_DIRECT))
+    return CONV_DIRECT;
   return CONV_GENERIC;
 }
 
@@ -288,10 +315,15 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
   conv->variant = choose_variant (ctx, p);
 
   switch (conv->variant) {
-    case CONV_DIRECT16:
-    case CONV_DIRECT4X64:
-      conv->co_tile = conv->variant == CONV_DIRECT16 ? 16 : 4;
-      conv->pxv = conv->variant == CONV_DIRECT16 ? 1 : 4;
+    case CONV_DIRECT:
+    case CONV_DIRECT_NARROW:
+      if (conv->variant == CONV_DIRECT) {
+        conv->co_tile = DIRECT_CO_TILE;
+        conv->pxv = DIRECT_PX_VECTORS;
+      } else {
+        conv->co_tile = p->cout;
+        conv->pxv = NARROW_PX_VECTORS;
+      }
       conv->cout_padded = (p->cout + conv->co_tile - 1) / conv->co_tile
           * conv->co_tile;
       packed = pack_direct (p, conv->co_tile, conv->cout_padded);
@@ -303,7 +335,6 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
     case CONV_WINO4:
       conv->co_tile = WINO_CO_TILE;
       conv->pxv = WINO_TILE_VECTORS;
-      if (g_getenv ("XWINO")) sscanf (g_getenv ("XWINO"), "%d,%d", &conv->co_tile, &conv->pxv);
       conv->cout_padded = (p->cout + conv->co_tile - 1) / conv->co_tile
           * conv->co_tile;
       packed = pack_wino4 (p, conv->co_tile, conv->cout_padded);
