@@ -206,7 +206,7 @@ node_kind (const NclYamlNode * node)
     case NCL_YAML_MAPPING:
       return "a mapping";
     case NCL_YAML_SEQUENCE:
-      return "a list";
+      return "a sequence";
     case NCL_YAML_SCALAR:
       break;
   }
