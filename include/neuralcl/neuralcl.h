@@ -15,3 +15,4 @@
 #include <neuralcl/gallery.h>
 #include <neuralcl/tracker.h>
 #include <neuralcl/tfjs.h>
+#include <neuralcl/face-config.h>
