@@ -23,23 +23,16 @@
  * Horizontal interpolation first, then vertical.  When S = L the weights are
  * 0 and the copy is exact.
  *
- * One work-item writes one output pixel (3 channels).  The arithmetic
- * follows the references in lib/face-align.c operation by operation, with
- * contraction off.
+ * One work-item writes PIX consecutive pixels of an output row (3
+ * channels).  The arithmetic follows the references in lib/face-align.c
+ * operation by operation, with contraction off.
  */
 
 #pragma OPENCL FP_CONTRACT OFF
 
-/* Pixel (y, x) of one frame plane, 0 outside the window [y_lo, y_hi) x
- * [x_lo, x_hi) (a window inside the frame). */
-inline float
-window_px (global const float *plane, int W, int y_lo, int y_hi, int x_lo,
-    int x_hi, int y, int x)
-{
-  if (y < y_lo || y >= y_hi || x < x_lo || x >= x_hi)
-    return 0.0f;
-  return plane[y * W + x];
-}
+#ifndef PIX
+#define PIX 16                  /* output pixels per work-item */
+#endif
 
 /* TF legacy source coordinate of output @o (of @S) over an input of @L. */
 inline void
@@ -54,36 +47,57 @@ legacy_coord (int o, int L, int S, int *i0, int *i1, float *frac)
   *frac = (float) rem / (float) S;
 }
 
-/* One output pixel of a square of side L, sampled with TF legacy bilinear.
- * Square pixel (sy, sx) is frame pixel (sy + dy, sx + dx) inside the
- * window, 0 outside. */
+/* PIX consecutive output pixels of one row of a square of side L, sampled
+ * with TF legacy bilinear.  Square pixel (sy, sx) is frame pixel (sy + dy,
+ * sx + dx) inside the window, 0 outside. */
 inline void
-legacy_pixel (global const float *rgb, int W, int H, int L, int S, int dy,
-    int dx, int y_lo, int y_hi, int x_lo, int x_hi, int oy, int ox,
+legacy_row (global const float *rgb, int W, int H, int L, int S, int dy,
+    int dx, int y_lo, int y_hi, int x_lo, int x_hi, int oy, int ox0,
     float mean0, float mean1, float mean2, float div, global float *out,
     int plane_out)
 {
-  int y0, y1, x0, x1;
-  float a, b;
+  int y0, y1;
+  float a;
   float mean[3] = { mean0, mean1, mean2 };
+  int n = min (PIX, S - ox0);
+  int r0, r1, q, rem;
+  /* column coordinates advance by L / S per output pixel: step the
+   * quotient and remainder instead of dividing */
+  int qs = L / S, rs = L - (L / S) * S;
 
+  q = (ox0 * L) / S;
+  rem = ox0 * L - q * S;
   legacy_coord (oy, L, S, &y0, &y1, &a);
-  legacy_coord (ox, L, S, &x0, &x1, &b);
   y0 += dy;
   y1 += dy;
-  x0 += dx;
-  x1 += dx;
-  for (int c = 0; c < 3; c++) {
-    global const float *p = rgb + c * H * W;
-    float p00 = window_px (p, W, y_lo, y_hi, x_lo, x_hi, y0, x0);
-    float p01 = window_px (p, W, y_lo, y_hi, x_lo, x_hi, y0, x1);
-    float p10 = window_px (p, W, y_lo, y_hi, x_lo, x_hi, y1, x0);
-    float p11 = window_px (p, W, y_lo, y_hi, x_lo, x_hi, y1, x1);
-    float top = p00 + (p01 - p00) * b;
-    float bot = p10 + (p11 - p10) * b;
-    float v = top + (bot - top) * a;
+  r0 = y0 >= y_lo && y0 < y_hi;
+  r1 = y1 >= y_lo && y1 < y_hi;
+  for (int i = 0; i < n; i++) {
+    int x0 = q + dx;
+    int x1 = min (q + (rem > 0 ? 1 : 0), L - 1) + dx;
+    float b = (float) rem / (float) S;
+    int c0, c1;
 
-    out[c * plane_out] = (v - mean[c]) / div;
+    q += qs;
+    rem += rs;
+    if (rem >= S) {
+      rem -= S;
+      q++;
+    }
+    c0 = x0 >= x_lo && x0 < x_hi;
+    c1 = x1 >= x_lo && x1 < x_hi;
+    for (int c = 0; c < 3; c++) {
+      global const float *p = rgb + c * H * W;
+      float p00 = r0 && c0 ? p[y0 * W + x0] : 0.0f;
+      float p01 = r0 && c1 ? p[y0 * W + x1] : 0.0f;
+      float p10 = r1 && c0 ? p[y1 * W + x0] : 0.0f;
+      float p11 = r1 && c1 ? p[y1 * W + x1] : 0.0f;
+      float top = p00 + (p01 - p00) * b;
+      float bot = p10 + (p11 - p10) * b;
+      float v = top + (bot - top) * a;
+
+      out[c * plane_out + i] = (v - mean[c]) / div;
+    }
   }
 }
 
@@ -92,13 +106,13 @@ face_detector_input (global const float *rgb, int W, int H, int border,
     int S, float mean0, float mean1, float mean2, float div,
     global float *out)
 {
-  int ox = get_global_id (0);
+  int ox = get_global_id (0) * PIX;
   int oy = get_global_id (1);
   int L = max (W, H) + 2 * border;
 
   if (ox >= S || oy >= S)
     return;
-  legacy_pixel (rgb, W, H, L, S, -border, -border, 0, H, 0, W, oy, ox,
+  legacy_row (rgb, W, H, L, S, -border, -border, 0, H, 0, W, oy, ox,
       mean0, mean1, mean2, div, out + oy * S + ox, S * S);
 }
 
@@ -107,7 +121,7 @@ face_crops (global const float *rgb, int W, int H,
     global const int *params, int n, int S, float mean0, float mean1,
     float mean2, float div, global float *out)
 {
-  int ox = get_global_id (0);
+  int ox = get_global_id (0) * PIX;
   int oy = get_global_id (1);
   int f = get_global_id (2);
   int cx, cy, cw, ch, L;
@@ -120,26 +134,9 @@ face_crops (global const float *rgb, int W, int H,
   ch = params[4 * f + 3];
   L = max (cw, ch);
   /* the crop sits at ((L - cw) / 2, (L - ch) / 2) in the square */
-  legacy_pixel (rgb, W, H, L, S, cy - (L - ch) / 2, cx - (L - cw) / 2,
+  legacy_row (rgb, W, H, L, S, cy - (L - ch) / 2, cx - (L - cw) / 2,
       cy, cy + ch, cx, cx + cw, oy, ox, mean0, mean1, mean2, div,
       out + (size_t) f * 3 * S * S + oy * S + ox, S * S);
-}
-
-/* Bilinear sample at frame coordinates (X, Y), 0 outside the frame. */
-inline float
-bilinear_zero (global const float *p, int W, int H, float X, float Y)
-{
-  float fx0 = floor (X), fy0 = floor (Y);
-  float b = X - fx0, a = Y - fy0;
-  int x0 = (int) fx0, y0 = (int) fy0;
-  float p00 = window_px (p, W, 0, H, 0, W, y0, x0);
-  float p01 = window_px (p, W, 0, H, 0, W, y0, x0 + 1);
-  float p10 = window_px (p, W, 0, H, 0, W, y0 + 1, x0);
-  float p11 = window_px (p, W, 0, H, 0, W, y0 + 1, x0 + 1);
-  float top = p00 + (p01 - p00) * b;
-  float bot = p10 + (p11 - p10) * b;
-
-  return top + (bot - top) * a;
 }
 
 kernel void
@@ -147,23 +144,24 @@ face_warp (global const float *rgb, int W, int H,
     global const float *params, int n, int S, float mean0, float mean1,
     float mean2, float div, global float *out)
 {
-  int ox = get_global_id (0);
+  int ox0 = get_global_id (0) * PIX;
   int oy = get_global_id (1);
   int f = get_global_id (2);
   global const float *m;
   float mean[3] = { mean0, mean1, mean2 };
-  int k;
+  int k, np;
   float inv_k, w;
 
-  if (ox >= S || oy >= S || f >= n)
+  if (ox0 >= S || oy >= S || f >= n)
     return;
   m = params + 8 * f;
   k = max ((int) m[6], 1);
   inv_k = 1.0f / (float) k;
   w = 1.0f / (float) (k * k);
-  for (int c = 0; c < 3; c++) {
-    global const float *p = rgb + c * H * W;
-    float sum = 0.0f;
+  np = min (PIX, S - ox0);
+  for (int i0 = 0; i0 < np; i0++) {
+    int ox = ox0 + i0;
+    float sum[3] = { 0.0f, 0.0f, 0.0f };
 
     for (int j = 0; j < k; j++) {
       float v = (float) oy + (((float) j + 0.5f) * inv_k - 0.5f);
@@ -172,11 +170,27 @@ face_warp (global const float *rgb, int W, int H,
         float u = (float) ox + (((float) i + 0.5f) * inv_k - 0.5f);
         float X = m[0] * u + m[1] * v + m[2];
         float Y = m[3] * u + m[4] * v + m[5];
+        float fx0 = floor (X), fy0 = floor (Y);
+        float b = X - fx0, a = Y - fy0;
+        int x0 = (int) fx0, y0 = (int) fy0;
+        int c0 = x0 >= 0 && x0 < W, c1 = x0 + 1 >= 0 && x0 + 1 < W;
+        int r0 = y0 >= 0 && y0 < H, r1 = y0 + 1 >= 0 && y0 + 1 < H;
 
-        sum += bilinear_zero (p, W, H, X, Y);
+        for (int c = 0; c < 3; c++) {
+          global const float *p = rgb + c * H * W;
+          float p00 = r0 && c0 ? p[y0 * W + x0] : 0.0f;
+          float p01 = r0 && c1 ? p[y0 * W + x0 + 1] : 0.0f;
+          float p10 = r1 && c0 ? p[(y0 + 1) * W + x0] : 0.0f;
+          float p11 = r1 && c1 ? p[(y0 + 1) * W + x0 + 1] : 0.0f;
+          float top = p00 + (p01 - p00) * b;
+          float bot = p10 + (p11 - p10) * b;
+
+          sum[c] += top + (bot - top) * a;
+        }
       }
     }
-    out[((size_t) f * 3 + c) * S * S + oy * S + ox] =
-        (sum * w - mean[c]) / div;
+    for (int c = 0; c < 3; c++)
+      out[((size_t) f * 3 + c) * S * S + oy * S + ox] =
+          (sum[c] * w - mean[c]) / div;
   }
 }

@@ -13,6 +13,8 @@
 #include <math.h>
 #include <string.h>
 
+#define GROUP_PIXELS 16         /* output pixels per work-item, PIX in face.cl */
+
 const NclFaceNorm ncl_face_norm_face = {
   {122.782f, 117.001f, 104.298f}, 255.0f
 };
@@ -228,7 +230,7 @@ ncl_face_detector_input (NclContext * ctx, const NclTensor * rgb, gint border,
     gint size, const NclFaceNorm * norm, NclTensor * out, GError ** error)
 {
   cl_kernel k;
-  gsize global[2] = { size, size };
+  gsize global[2] = { (size + GROUP_PIXELS - 1) / GROUP_PIXELS, size };
   gboolean ok;
 
   if (!check_frame ("detector input", rgb, 1, size, error))
@@ -272,7 +274,7 @@ run_batched (NclContext * ctx, const gchar * kernel, const NclTensor * rgb,
 {
   cl_kernel k;
   cl_mem pbuf;
-  gsize global[3] = { size, size, n };
+  gsize global[3] = { (size + GROUP_PIXELS - 1) / GROUP_PIXELS, size, n };
   gboolean ok;
 
   if (!check_frame (kernel, rgb, n, size, error))

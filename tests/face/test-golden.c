@@ -13,6 +13,7 @@
 #include "common.h"
 #include "../../lib/face-private.h"
 
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
