@@ -698,12 +698,12 @@ load_caches (NclGallery * g, const gchar * const *paths,
 {
   guint n_sources = 0;
 
-  for (guint i = 0; paths[i]; i++) {
+  for (guint i = 0; paths[i] && !ncl_gallery_is_enrolled (g); i++) {
     g_autoptr (GError) err = NULL;
     guint n = 0;
 
     if (!ncl_gallery_cache_load (g, paths[i], fingerprint, &n, &err))
-      add_warning (warnings, "%s: cache ignored, recomputing: %s", g->path,
+      add_warning (warnings, "%s: cache ignored: %s", g->path,
           err->message);
     if (n > 0)
       n_sources++;

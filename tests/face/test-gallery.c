@@ -322,6 +322,44 @@ test_full_form (void)
             expect) == 0);
 }
 
+/* config/gallery.yaml, the commented example, parses once its photos
+ * exist, with the values it documents. */
+static void
+test_example (void)
+{
+  g_autofree gchar *src = g_build_filename (g_getenv ("NCL_SOURCE_DIR"),
+      "config", "gallery.yaml", NULL);
+  g_autofree gchar *text = NULL;
+  g_autofree gchar *path = tmp_path ("example/gallery.yaml");
+  g_autoptr (GError) err = NULL;
+  g_autoptr (NclGallery) g = NULL;
+
+  if (!g_file_get_contents (src, &text, NULL, &err)) {
+    g_printerr ("%s\n", err->message);
+    NCL_CHECK (FALSE);
+    return;
+  }
+  write_file ("example/gallery.yaml", text);
+  g = ncl_gallery_parse (path, &err);
+  /* the photos are the user's: without them, the first is reported */
+  NCL_CHECK (g_error_matches (err, NCL_ERROR, NCL_ERROR_NOT_FOUND));
+  NCL_CHECK (err && strstr (err->message, "obama.jpg: no such file"));
+  g_clear_error (&err);
+  write_file ("example/obama.jpg", "x");
+  write_file ("example/obama2.jpg", "x");
+  write_file ("example/photos/biden.jpg", "x");
+  g = ncl_gallery_parse (path, &err);
+  NCL_CHECK_NO_ERROR (err);
+  if (g == NULL)
+    return;
+  NCL_CHECK (ncl_gallery_get_n_identities (g) == 2);
+  NCL_CHECK (ncl_gallery_get_threshold (g) == NCL_GALLERY_DEFAULT_THRESHOLD);
+  NCL_CHECK (ncl_gallery_get_margin (g) == NCL_GALLERY_DEFAULT_MARGIN);
+  NCL_CHECK (ncl_gallery_get_use_cache (g));
+  NCL_CHECK (ncl_gallery_get_n_images (g, 0) == 2);
+  NCL_CHECK (ncl_gallery_get_identity_threshold (g, 1) == 0.55);
+}
+
 /* A missing gallery file is NOT_FOUND naming it. */
 static void
 test_missing_file (void)
@@ -740,6 +778,7 @@ main (void)
   test_cases ();
   test_minimal_form ();
   test_full_form ();
+  test_example ();
   test_missing_file ();
   test_match ();
   test_match_identity_threshold ();
