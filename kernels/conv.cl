@@ -64,23 +64,6 @@ typedef float16 __attribute__ ((aligned (4))) conv_float16_u;
 #define PAD_REFLECT 1
 #define PAD_EDGE 2
 
-inline float16
-conv_act16 (int act, float alpha, float16 x)
-{
-  switch (act) {
-    case ACT_RELU:
-      return fmax (x, (float16) (0.0f));
-    case ACT_LEAKY_RELU:
-      return select (x * alpha, x, x > (float16) (0.0f));
-    case ACT_SIGMOID:
-      return (float16) (1.0f) / ((float16) (1.0f) + exp (-x));
-    case ACT_TANH:
-      return tanh (x);
-    default:
-      return x;
-  }
-}
-
 /* Maps a possibly out-of-range coordinate into [0, n) for reflect / edge
  * padding; returns -1 for zero padding outside the image. */
 inline int
@@ -209,7 +192,7 @@ conv2d_generic (__global const float *in, __global const float *wt,
       int co = co0 + j;
 
       if (co < co_end) {
-        float16 v = conv_act16 (act, alpha, acc[j] + bias[co]);
+        float16 v = ncl_act16 (act, alpha, acc[j] + bias[co]);
 
         conv_store16 (out + (((size_t) b * cout + co) * oh + oy) * ow + ox0,
             v, ow - ox0);
@@ -348,7 +331,7 @@ conv2d_direct (__global const float *in, __global const float *wt,
           int x0 = ox0 + v * 16;
 
           if (x0 < ow)
-            conv_store16 (op + x0, conv_act16 (act, alpha,
+            conv_store16 (op + x0, ncl_act16 (act, alpha,
                     acc[j * PXV + v] + bj), ow - x0);
         }
       }
@@ -572,7 +555,7 @@ conv2d_wino4 (__global const float *in, __global const float *ut,
           WINO_AT (t[0][r], t[1][r], t[2][r], t[3][r], t[4][r], t[5][r],
               y[r][0], y[r][1], y[r][2], y[r][3]);
           for (int c = 0; c < 4; c++)
-            y[r][c] = conv_act16 (act, alpha, y[r][c] + bj);
+            y[r][c] = ncl_act16 (act, alpha, y[r][c] + bj);
         }
 
         for (int s = 0; s < 2; s++) {
