@@ -368,22 +368,32 @@ crop_hwc (const NclImage * img, gint x0, gint y0, gint w, gint h)
   return out;
 }
 
-/* face-api's network input: pad the HWC crop to a square, centred (the odd
- * pixel after), TF legacy bilinear resize to SxS, (RGB - mean) / 255, NCHW */
-static gfloat *
-preprocess (const gfloat * crop, gint w, gint h, gint size)
+typedef enum
 {
-  static const gfloat mean[3] = { 122.782f, 117.001f, 104.298f };
+  NORM_FACE,                    /* (RGB - [122.782, 117.001, 104.298]) / 255 */
+  NORM_TINY,                    /* (RGB - [117.001, 114.697, 97.404]) / 255 */
+  NORM_SSD,                     /* RGB / 127.5 - 1 */
+} Norm;
+
+/* face-api's network input: pad the HWC crop to a square (centred with the
+ * odd pixel after, or all at the bottom/right), TF legacy bilinear resize
+ * to SxS, normalise, NCHW */
+static gfloat *
+preprocess (const gfloat * crop, gint w, gint h, gint size, gboolean centred,
+    Norm norm)
+{
+  static const gfloat means[2][3] = {
+    {122.782f, 117.001f, 104.298f}, {117.001f, 114.697f, 97.404f}
+  };
   gint side = MAX (w, h), diff = ABS (w - h);
   gint after = (gint) floor (diff / 2.0 + 0.5), before = diff - after;
-  gint ox = w < h ? before : 0, oy = h < w ? before : 0;
-  g_autofree gfloat *sq = g_new0 (gfloat, (gsize) side * side * 3);
+  gint ox = centred && w < h ? before : 0, oy = centred && h < w ? before : 0;
   gfloat *out = g_new (gfloat, (gsize) 3 * size * size);
   gdouble ratio = (gdouble) side / size;
 
-  for (gint y = 0; y < h; y++)
-    memcpy (sq + ((gsize) (y + oy) * side + ox) * 3, crop + (gsize) y * w * 3,
-        sizeof (gfloat) * w * 3);
+/* pixel (y, x) of the padded square, channel ch */
+#define SQ(y, x, ch) ((y) < oy || (y) >= oy + h || (x) < ox || (x) >= ox + w ? \
+    0.0 : (gdouble) crop[((gsize) ((y) - oy) * w + ((x) - ox)) * 3 + (ch)])
   for (gint r = 0; r < size; r++) {
     gdouble fy = r * ratio;
     gint y0 = (gint) floor (fy), y1 = MIN (side - 1, (gint) ceil (fy));
@@ -395,18 +405,21 @@ preprocess (const gfloat * crop, gint w, gint h, gint size)
       gdouble b = fx - x0;
 
       for (gint ch = 0; ch < 3; ch++) {
-        gdouble p00 = sq[((gsize) y0 * side + x0) * 3 + ch];
-        gdouble p01 = sq[((gsize) y0 * side + x1) * 3 + ch];
-        gdouble p10 = sq[((gsize) y1 * side + x0) * 3 + ch];
-        gdouble p11 = sq[((gsize) y1 * side + x1) * 3 + ch];
+        gdouble p00 = SQ (y0, x0, ch), p01 = SQ (y0, x1, ch);
+        gdouble p10 = SQ (y1, x0, ch), p11 = SQ (y1, x1, ch);
         gdouble top = p00 + (p01 - p00) * b;
         gdouble bot = p10 + (p11 - p10) * b;
         gfloat v = (gfloat) (top + (bot - top) * a);
 
-        out[((gsize) ch * size + r) * size + c] = (v - mean[ch]) / 255.0f;
+        if (norm == NORM_SSD)
+          v = v / 127.5f - 1.0f;
+        else
+          v = (v - means[norm][ch]) / 255.0f;
+        out[((gsize) ch * size + r) * size + c] = v;
       }
     }
   }
+#undef SQ
   return out;
 }
 
@@ -473,7 +486,7 @@ check_landmarks (NclContext * ctx, NclRunner * runner, const NclImage * img,
     return;
   }
   crop = crop_hwc (img, x0, y0, w, h);
-  in = preprocess (crop, w, h, 112);
+  in = preprocess (crop, w, h, 112, TRUE, NORM_FACE);
   if (!run_net (ctx, runner, in, 112, out, 136))
     return;
   s = 112.0 / MAX (w, h);
@@ -497,9 +510,219 @@ check_landmarks (NclContext * ctx, NclRunner * runner, const NclImage * img,
   }
 }
 
+/* ---- detectors: raw outputs decoded per spec 4 and 5 ------------------- */
+
+typedef struct
+{
+  gdouble score;
+  gdouble x0, y0, x1, y1;       /* corners */
+} Det;
+
+static gint
+det_by_score (gconstpointer a, gconstpointer b)
+{
+  gdouble sa = ((const Det *) a)->score, sb = ((const Det *) b)->score;
+
+  return sa < sb ? 1 : sa > sb ? -1 : 0;
+}
+
+static gdouble
+det_iou (const Det * a, const Det * b)
+{
+  gdouble ax0 = MIN (a->x0, a->x1), ax1 = MAX (a->x0, a->x1);
+  gdouble ay0 = MIN (a->y0, a->y1), ay1 = MAX (a->y0, a->y1);
+  gdouble bx0 = MIN (b->x0, b->x1), bx1 = MAX (b->x0, b->x1);
+  gdouble by0 = MIN (b->y0, b->y1), by1 = MAX (b->y0, b->y1);
+  gdouble area_a = (ax1 - ax0) * (ay1 - ay0);
+  gdouble area_b = (bx1 - bx0) * (by1 - by0);
+  gdouble iw = MAX (0.0, MIN (ax1, bx1) - MAX (ax0, bx0));
+  gdouble ih = MAX (0.0, MIN (ay1, by1) - MAX (ay0, by0));
+
+  if (area_a <= 0 || area_b <= 0)
+    return 0;
+  return iw * ih / (area_a + area_b - iw * ih);
+}
+
+/* Greedy NMS on @cands (sorted here), at most @max kept. */
+static GArray *
+nms (GArray * cands, gdouble iou_limit, guint max)
+{
+  GArray *kept = g_array_new (FALSE, FALSE, sizeof (Det));
+
+  g_array_sort (cands, det_by_score);
+  for (guint i = 0; i < cands->len && kept->len < max; i++) {
+    const Det *d = &g_array_index (cands, Det, i);
+    gboolean keep = TRUE;
+
+    for (guint j = 0; keep && j < kept->len; j++)
+      keep = det_iou (d, &g_array_index (kept, Det, j)) <= iou_limit;
+    if (keep)
+      g_array_append_val (kept, *d);
+  }
+  return kept;
+}
+
+static gdouble
+sigmoid (gdouble v)
+{
+  return 1.0 / (1.0 + exp (-v));
+}
+
+/* Compares detections (pixel corners) with golden [{score, box: [x, y, w,
+ * h]}]; returns the worst box error in px. */
+static gdouble
+compare_dets (const gchar * label, GArray * got, JsonArray * want)
+{
+  gdouble worst = 0;
+
+  if (want == NULL || got->len != json_array_get_length (want)) {
+    g_printerr ("%s: %u detections, expected %u\n", label, got->len,
+        want ? json_array_get_length (want) : 0);
+    ncl_test_failures++;
+    return 0;
+  }
+  for (guint i = 0; i < got->len; i++) {
+    const Det *d = &g_array_index (got, Det, i);
+    JsonObject *o = json_array_get_object_element (want, i);
+    JsonArray *box = json_object_get_array_member (o, "box");
+    gdouble v[4] = { d->x0, d->y0, d->x1 - d->x0, d->y1 - d->y0 };
+    gdouble ds = fabs (d->score - json_object_get_double_member (o,
+            "score"));
+
+    for (guint k = 0; k < 4; k++)
+      worst = MAX (worst, fabs (v[k] - json_array_get_double_element (box,
+                  k)));
+    if (ds > 1e-4) {
+      g_printerr ("%s: detection %u: score off by %.3g\n", label, i, ds);
+      ncl_test_failures++;
+    }
+  }
+  if (worst > 1e-2) {
+    g_printerr ("%s: boxes off by %.4g px (limit 0.01)\n", label, worst);
+    ncl_test_failures++;
+  }
+  return worst;
+}
+
+static const gdouble tiny_anchors[5][2] = {
+  {1.603231, 2.094468}, {6.041143, 7.080126}, {2.882459, 3.518061},
+  {4.266906, 5.178857}, {9.041765, 10.66308},
+};
+
+/* tiny_face_detector at S = 416 on the whole image (spec 4) */
+static gdouble
+check_tiny (NclContext * ctx, NclRunner * runner, const NclImage * img,
+    const gfloat * rgb, JsonArray * want, const gchar * label)
+{
+  const gint size = 416, g = size / 32, plane = g * g;
+  gint W = img->width, H = img->height;
+  g_autofree gfloat *in = preprocess (rgb, W, H, size, FALSE, NORM_TINY);
+  g_autofree gfloat *out = g_new (gfloat, 25 * plane);
+  g_autoptr (GArray) cands = g_array_new (FALSE, FALSE, sizeof (Det));
+  g_autoptr (GArray) kept = NULL;
+  gdouble k = (gdouble) size / MAX (W, H);
+  gdouble fx = size / floor (W * k + 0.5), fy = size / floor (H * k + 0.5);
+
+  if (!run_net (ctx, runner, in, size, out, 25 * plane))
+    return 0;
+  for (gint r = 0; r < g; r++)
+    for (gint c = 0; c < g; c++)
+      for (gint a = 0; a < 5; a++) {
+        const gfloat *t = out + a * 5 * plane + r * g + c;
+        gdouble score = sigmoid (t[4 * plane]);
+        gdouble cx, cy, bw, bh;
+        Det d;
+
+        if (!(score > 0.5))
+          continue;
+        cx = (c + sigmoid (t[0])) / g * fx;
+        cy = (r + sigmoid (t[plane])) / g * fy;
+        bw = exp (t[2 * plane]) * tiny_anchors[a][0] / g * fx;
+        bh = exp (t[3 * plane]) * tiny_anchors[a][1] / g * fy;
+        d.score = score;
+        d.x0 = (cx - bw / 2) * W;
+        d.y0 = (cy - bh / 2) * H;
+        d.x1 = d.x0 + bw * W;
+        d.y1 = d.y0 + bh * H;
+        g_array_append_val (cands, d);
+      }
+  kept = nms (cands, 0.4, G_MAXUINT);
+  return compare_dets (label, kept, want);
+}
+
+/* ssd_mobilenetv1 on the whole image, minConfidence 0.3 (spec 5) */
+static gdouble
+check_ssd (NclContext * ctx, NclRunner * runner, NclModel * model,
+    const NclImage * img, const gfloat * rgb, JsonArray * want,
+    const gchar * label)
+{
+  gint W = img->width, H = img->height;
+  g_autofree gfloat *in = preprocess (rgb, W, H, 512, FALSE, NORM_SSD);
+  g_autoptr (GArray) cands = g_array_new (FALSE, FALSE, sizeof (Det));
+  g_autoptr (GArray) kept = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (NclTensor) t = ncl_test_tensor (ctx, in, 1, 3, 512, 512);
+  const gfloat *anchors = ncl_model_get_constant (model, "anchors", NULL,
+      NULL);
+  gdouble k = 512.0 / MAX (W, H);
+  gdouble sx = 512.0 / floor (W * k + 0.5) * W;
+  gdouble sy = 512.0 / floor (H * k + 0.5) * H;
+  NclTensor *o = NULL;
+  gint idx = 0;
+
+  if (anchors == NULL || !ncl_runner_run (runner, t, &o, &error)) {
+    g_printerr ("%s: %s\n", label, error ? error->message : "no anchors");
+    ncl_test_failures++;
+    return 0;
+  }
+  for (guint m = 0; m < 6; m++) {
+    NclTensor *bt = ncl_runner_get_output (runner, 2 * m);
+    NclTensor *ct = ncl_runner_get_output (runner, 2 * m + 1);
+    g_autofree gfloat *box = ncl_test_download (bt);
+    g_autofree gfloat *cls = ncl_test_download (ct);
+    gint g = bt->h, na = bt->c / 4, plane = g * g;
+
+    NCL_CHECK (bt->w == g && ct->h == g && ct->c == 3 * na);
+    for (gint y = 0; y < g; y++)
+      for (gint x = 0; x < g; x++)
+        for (gint a = 0; a < na; a++, idx++) {
+          const gfloat *an = anchors + 4 * idx;
+          const gfloat *e = box + a * 4 * plane + y * g + x;
+          gdouble score = sigmoid (cls[(a * 3 + 1) * plane + y * g + x]);
+          gdouble ha = an[2] - an[0], wa = an[3] - an[1];
+          gdouble yc, xc, h, w;
+          Det d;
+
+          if (!(score > 0.3))
+            continue;
+          yc = e[0] / 10.0 * ha + (an[0] + ha / 2);
+          xc = e[plane] / 10.0 * wa + (an[1] + wa / 2);
+          h = exp (e[2 * plane] / 5.0) * ha;
+          w = exp (e[3 * plane] / 5.0) * wa;
+          d.score = score;
+          d.y0 = yc - h / 2;
+          d.x0 = xc - w / 2;
+          d.y1 = yc + h / 2;
+          d.x1 = xc + w / 2;
+          g_array_append_val (cands, d);
+        }
+  }
+  NCL_CHECK (idx == 5118);
+  kept = nms (cands, 0.5, 100);
+  for (guint i = 0; i < kept->len; i++) {
+    Det *d = &g_array_index (kept, Det, i);
+
+    d->x0 = MAX (d->x0, 0.0) * sx;
+    d->y0 = MAX (d->y0, 0.0) * sy;
+    d->x1 = MIN (d->x1, 1.0) * sx;
+    d->y1 = MIN (d->y1, 1.0) * sy;
+  }
+  return compare_dets (label, kept, want);
+}
+
 static void
 check_golden (NclContext * ctx, NclModel * rec, NclModel * lm,
-    NclModel * lm_tiny)
+    NclModel * lm_tiny, NclModel * tiny_det, NclModel * ssd)
 {
   g_autofree gchar *golden_dir = ncl_test_shared_path ("data/faces/golden");
   g_autofree gchar *json_path = g_build_filename (golden_dir, "expected.json",
@@ -507,8 +730,10 @@ check_golden (NclContext * ctx, NclModel * rec, NclModel * lm,
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) error = NULL;
   g_autoptr (NclRunner) rec_run = NULL, lm_run = NULL, tiny_run = NULL;
+  g_autoptr (NclRunner) det_run = NULL, ssd_run = NULL;
   JsonObject *root;
   guint n_faces = 0;
+  gdouble max_tiny_box = 0, max_ssd_box = 0;
 
   if (!json_parser_load_from_file (parser, json_path, &error)) {
     g_printerr ("%s: %s\n", json_path, error->message);
@@ -522,14 +747,21 @@ check_golden (NclContext * ctx, NclModel * rec, NclModel * lm,
   NCL_CHECK_NO_ERROR (error);
   tiny_run = ncl_runner_new (lm_tiny, ctx, &error);
   NCL_CHECK_NO_ERROR (error);
-  if (rec_run == NULL || lm_run == NULL || tiny_run == NULL)
+  det_run = ncl_runner_new (tiny_det, ctx, &error);
+  NCL_CHECK_NO_ERROR (error);
+  ssd_run = ncl_runner_new (ssd, ctx, &error);
+  NCL_CHECK_NO_ERROR (error);
+  if (rec_run == NULL || lm_run == NULL || tiny_run == NULL ||
+      det_run == NULL || ssd_run == NULL)
     return;
 
   for (gint n = 1; n <= 6; n++) {
     g_autofree gchar *key = g_strdup_printf ("%d", n);
     g_autofree gchar *png_base = g_strdup_printf ("sample%d.png", n);
     g_autofree gchar *png = g_build_filename (golden_dir, png_base, NULL);
-    g_autofree gfloat *crop = NULL, *in = NULL;
+    g_autofree gfloat *crop = NULL, *in = NULL, *rgb = NULL;
+    g_autofree gchar *tiny_label = g_strdup_printf ("sample%d tiny416", n);
+    g_autofree gchar *ssd_label = g_strdup_printf ("sample%d ssd_raw", n);
     JsonObject *e = json_object_get_object_member (root, key);
     JsonArray *rect, *faces, *tinylm;
     NclImage *img;
@@ -547,6 +779,13 @@ check_golden (NclContext * ctx, NclModel * rec, NclModel * lm,
       continue;
     NCL_CHECK (img->format == NCL_FORMAT_RGB);
 
+    /* the detectors on the whole image */
+    rgb = crop_hwc (img, 0, 0, img->width, img->height);
+    max_tiny_box = MAX (max_tiny_box, check_tiny (ctx, det_run, img, rgb,
+            json_object_get_array_member (e, "tiny416"), tiny_label));
+    max_ssd_box = MAX (max_ssd_box, check_ssd (ctx, ssd_run, ssd, img, rgb,
+            json_object_get_array_member (e, "ssd_raw"), ssd_label));
+
     /* descriptor of the fixed crop: rows crop[0]..+crop[2], cols
      * crop[1]..+crop[3] */
     rect = json_object_get_array_member (e, "crop");
@@ -557,7 +796,7 @@ check_golden (NclContext * ctx, NclModel * rec, NclModel * lm,
     NCL_CHECK (read_floats (json_object_get_array_member (e,
                 "crop_descriptor"), want, 128));
     crop = crop_hwc (img, c0, r0, w, h);
-    in = preprocess (crop, w, h, 150);
+    in = preprocess (crop, w, h, 150, TRUE, NORM_FACE);
     if (run_net (ctx, rec_run, in, 150, got, 128)) {
       g_autofree gchar *label = g_strdup_printf ("sample%d crop descriptor",
           n);
@@ -591,8 +830,9 @@ check_golden (NclContext * ctx, NclModel * rec, NclModel * lm,
     ncl_image_free (img);
   }
   g_print ("golden: 6 crop descriptors, max |diff| %.3g; %u faces: "
-      "landmarks max %.3g px, tiny landmarks max %.3g px\n", max_desc_err,
-      n_faces, max_lm_err, max_tiny_lm_err);
+      "landmarks max %.3g px, tiny landmarks max %.3g px; detector boxes: "
+      "tiny416 max %.3g px, ssd max %.3g px\n", max_desc_err, n_faces,
+      max_lm_err, max_tiny_lm_err, max_tiny_box, max_ssd_box);
   NCL_CHECK (n_faces >= 20);
 }
 
@@ -602,6 +842,7 @@ main (void)
   g_autofree gchar *tmp = g_dir_make_tmp ("ncl-tfjs-XXXXXX", NULL);
   const gchar *dir = g_getenv ("NEURALCL_MODEL_PATH");
   g_autoptr (NclModel) rec = NULL, lm = NULL, lm_tiny = NULL;
+  g_autoptr (NclModel) tiny_det = NULL, ssd = NULL;
   g_autoptr (NclContext) ctx = NULL;
   gboolean have_all = TRUE;
 
@@ -647,11 +888,17 @@ main (void)
     else if (strcmp (spec_models[i].name, NCL_FACE_MODEL_LANDMARKS_TINY) ==
         0)
       lm_tiny = g_steal_pointer (&m);
+    else if (strcmp (spec_models[i].name, NCL_FACE_MODEL_TINY_DETECTOR) ==
+        0)
+      tiny_det = g_steal_pointer (&m);
+    else
+      ssd = g_steal_pointer (&m);
   }
-  if (rec == NULL || lm == NULL || lm_tiny == NULL)
+  if (rec == NULL || lm == NULL || lm_tiny == NULL || tiny_det == NULL ||
+      ssd == NULL)
     return ncl_test_finish ();
 
   ctx = ncl_test_context ();
-  check_golden (ctx, rec, lm, lm_tiny);
+  check_golden (ctx, rec, lm, lm_tiny, tiny_det, ssd);
   return ncl_test_finish ();
 }
