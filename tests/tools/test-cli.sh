@@ -111,17 +111,17 @@ fi
 
 run models models list
 # (mawk has no {64} intervals)
-bad_lines=$(awk -F '\t' 'NF != 4 || $1 != "style" || length($3) != 64 || $3 !~ /^[0-9a-f]+$/' \
+bad_lines=$(awk -F '\t' 'NF != 4 || ($1 != "style" && $1 != "face") || length($3) != 64 || $3 !~ /^[0-9a-f]+$/' \
     "$TMP/models.out" | wc -l)
 missing=0
 while IFS=$'\t' read -r _ _ _ path; do
   [ -f "$path" ] || missing=$((missing + 1))
 done <"$TMP/models.out"
-n_models=$(grep -c . "$TMP/models.out")
+n_models=$(grep -c '^style' "$TMP/models.out")
 if [ $rc -eq 0 ] && [ "$n_models" -ge 2 ] && [ "$n_models" -eq "$n_styles" ] \
     && [ "$bad_lines" -eq 0 ] && [ $missing -eq 0 ] \
     && cut -f 2 "$TMP/models.out" | grep -qx mosaic; then
-  pass "models list: one line per style with a SHA-256 fingerprint and an existing path"
+  pass "models list: one line per style (and face model) with a SHA-256 fingerprint and an existing path"
 else
   fail "models list: one line per style with a SHA-256 fingerprint and an existing path" \
     "exit $rc, $n_models lines for $n_styles styles, $bad_lines malformed," \
