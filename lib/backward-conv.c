@@ -23,6 +23,7 @@
 #include <neuralcl/error.h>
 
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 /* ---- reference ---------------------------------------------------------- */
@@ -119,4 +120,400 @@ ncl_conv2d_backward_ref (const NclConvParams * p, const gfloat * in, gint n,
   if (dbias != NULL)
     for (gint co = 0; co < p->cout; co++)
       dbias[co] += db[co];
+}
+
+/* ---- device ------------------------------------------------------------- */
+
+static gboolean
+force_generic (void)
+{
+  const gchar *v = g_getenv ("NEURALCL_CONV_BWD_VARIANT");
+
+  return v != NULL && g_str_equal (v, "generic");
+}
+
+static gboolean
+direct_applies (const NclConvParams * p, gboolean weights)
+{
+  if (force_generic () || MAX (p->dilation, 1) != 1 || p->kw > 17
+      || (p->stride_w != 1 && p->stride_w != 2))
+    return FALSE;
+  /* the data kernel tiles input channels across the whole cout */
+  return weights || p->groups == 1;
+}
+
+const gchar *
+ncl_conv2d_backward_variant (NclContext * ctx, const NclConvParams * p,
+    gboolean weights)
+{
+  return direct_applies (p, weights) ? "direct" : "generic";
+}
+
+static gboolean
+check_params (const NclConvParams * p, GError ** error)
+{
+  if (p->cin <= 0 || p->cout <= 0 || p->kh <= 0 || p->kw <= 0
+      || p->stride_h <= 0 || p->stride_w <= 0 || p->groups <= 0
+      || p->cin % p->groups != 0 || p->cout % p->groups != 0
+      || p->pad.top < 0 || p->pad.bottom < 0 || p->pad.left < 0
+      || p->pad.right < 0) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "conv backward: invalid parameters (cin %d, cout %d, kernel %dx%d, "
+        "stride %dx%d, groups %d)", p->cin, p->cout, p->kh, p->kw,
+        p->stride_h, p->stride_w, p->groups);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Checks that @dout is what the conv makes of an (n, cin, h, w) input. */
+static gboolean
+check_shapes (const NclConvParams * p, gint n, gint c, gint h, gint w,
+    const NclTensor * dout, GError ** error)
+{
+  gint oh, ow;
+
+  ncl_conv2d_out_size (p, h, w, &oh, &ow);
+  if (c != p->cin || dout->n != n || dout->c != p->cout || dout->h != oh
+      || dout->w != ow || oh <= 0 || ow <= 0) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "conv backward: dout (%d, %d, %d, %d) does not match input (%d, %d, "
+        "%d, %d) -> (%d, %d, %d, %d)", dout->n, dout->c, dout->h, dout->w, n,
+        c, h, w, n, p->cout, oh, ow);
+    return FALSE;
+  }
+  if ((gdouble) n * MAX (p->cin, p->cout) * (h + p->pad.top + p->pad.bottom)
+      * (w + p->pad.left + p->pad.right + 64) > G_MAXINT / 2) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_UNSUPPORTED,
+        "conv backward: input (%d, %d, %d, %d) too large", n, c, h, w);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* A read-write scratch buffer of @floats (+ slack); contents undefined. */
+static cl_mem
+scratch_buffer (NclContext * ctx, gsize floats, GError ** error)
+{
+  cl_int st;
+  cl_mem buf = clCreateBuffer (ncl_context_get_cl_context (ctx),
+      CL_MEM_READ_WRITE, (floats + NCL_TENSOR_SLACK) * sizeof (gfloat), NULL,
+      &st);
+
+  if (st != CL_SUCCESS) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_OPENCL,
+        "conv backward: cannot allocate %" G_GSIZE_FORMAT " floats: %s",
+        floats, ncl_cl_status_name (st));
+    return NULL;
+  }
+  return buf;
+}
+
+/* Pads @in into a new tensor. */
+static NclTensor *
+padded_copy (NclContext * ctx, const NclTensor * in, const NclPadding * pad,
+    GError ** error)
+{
+  g_autoptr (NclTensor) t = ncl_tensor_new (ctx, 1, 1, 1, 1, error);
+
+  if (t == NULL || !ncl_pad_forward (ctx, in, 1, pad, t, error))
+    return NULL;
+  return g_steal_pointer (&t);
+}
+
+/* Sets the arguments of @k from (gsize size, pointer) pairs ended by 0, as
+ * ncl_kernel_set_args() does, and enqueues it, under the context lock. */
+static gboolean
+run_locked (NclContext * ctx, cl_kernel k, guint dims, const gsize * global,
+    GError ** error, ...)
+{
+  va_list ap;
+  gboolean ok = TRUE;
+  guint i = 0;
+
+  va_start (ap, error);
+  ncl_context_lock (ctx);
+  for (;;) {
+    gsize size = va_arg (ap, gsize);
+    const void *ptr;
+    cl_int st;
+
+    if (size == 0)
+      break;
+    ptr = va_arg (ap, const void *);
+    st = clSetKernelArg (k, i++, size, ptr);
+    if (st != CL_SUCCESS) {
+      g_set_error (error, NCL_ERROR, NCL_ERROR_OPENCL,
+          "conv backward: argument %u: %s", i - 1, ncl_cl_status_name (st));
+      ok = FALSE;
+      break;
+    }
+  }
+  va_end (ap);
+  if (ok)
+    ok = ncl_context_run (ctx, k, dims, global, NULL, error);
+  ncl_context_unlock (ctx);
+  return ok;
+}
+
+#define ARG(x) (gsize) sizeof (x), (const void *) &(x)
+
+/* dL/d(input) of the valid part: target (n, cin, ht, wt), with the conv's
+ * top/left offsets @pt, @pl (zero padding elsewhere). */
+static gboolean
+data_direct (NclContext * ctx, const NclConvParams * p, cl_mem weight,
+    const NclTensor * dout, NclTensor * target, gint pt, gint pl,
+    GError ** error)
+{
+  gint sh = p->stride_h, sw = p->stride_w, kh = p->kh, kw = p->kw;
+  gint cin = p->cin, cout = p->cout, n = dout->n;
+  gint ht = target->h, wt = target->w;
+  gint ci_tile = sw == 1 ? 16 : 8;
+  gint cin_p, total, mt, ml, hp, wpd;
+  g_autofree gchar *options = NULL;
+  g_autoptr (NclTensor) dzp = NULL;
+  NclPadding zp;
+  cl_kernel kpack, k;
+  cl_mem wp;
+  gsize global[3];
+  gboolean ok;
+
+  while (ci_tile > 4 && ci_tile / 2 >= cin)
+    ci_tile /= 2;
+  cin_p = (cin + ci_tile - 1) / ci_tile * ci_tile;
+  options = g_strdup_printf ("-DCI_TILE=%d -DKW=%d -DSW=%d -DPLM=%d",
+      ci_tile, kw, sw, pl % sw);
+  kpack = ncl_context_get_kernel (ctx, "backward", "conv_bwd_pack_w",
+      options, error);
+  if (kpack == NULL)
+    return FALSE;
+  k = ncl_context_get_kernel (ctx, "backward", "conv_bwd_data_direct",
+      options, error);
+  if (k == NULL)
+    return FALSE;
+
+  /* dout, zero-padded so that every tap of every tile reads inside it */
+  mt = kh - 1 - pt > 0 ? (kh - 1 - pt + sh - 1) / sh : 0;
+  ml = kw - 1 - pl > 0 ? (kw - 1 - pl + sw - 1) / sw : 0;
+  hp = mt + (ht - 1 + pt) / sh + 1;
+  wpd = ml + (wt + 16 * sw - 1) / (16 * sw) * 16 + (sw - 1 + pl) / sw;
+  zp.top = mt;
+  zp.bottom = hp - mt - dout->h;
+  zp.left = ml;
+  zp.right = wpd - ml - dout->w;
+  zp.mode = NCL_PAD_ZERO;
+  dzp = padded_copy (ctx, dout, &zp, error);
+  if (dzp == NULL)
+    return FALSE;
+
+  total = cin_p * cout * kh * kw;
+  wp = scratch_buffer (ctx, total, error);
+  if (wp == NULL)
+    return FALSE;
+  global[0] = total;
+  ok = run_locked (ctx, kpack, 1, global, error, ARG (weight), ARG (wp),
+      ARG (cin), ARG (cout), ARG (kh), ARG (total), (gsize) 0);
+
+  global[0] = cin_p / ci_tile;
+  global[1] = (wt + 16 * sw - 1) / (16 * sw);
+  global[2] = (gsize) n * ht;
+  ok = ok && run_locked (ctx, k, 3, global, error, ARG (dzp->buf), ARG (wp),
+      ARG (target->buf), ARG (n), ARG (cin), ARG (ht), ARG (wt), ARG (cout),
+      ARG (kh), ARG (sh), ARG (pt), ARG (pl), ARG (hp), ARG (wpd), ARG (mt),
+      ARG (ml), (gsize) 0);
+  clReleaseMemObject (wp);
+  return ok;
+}
+
+static gboolean
+data_generic (NclContext * ctx, const NclConvParams * p, cl_mem weight,
+    const NclTensor * dout, NclTensor * target, gint pt, gint pl,
+    GError ** error)
+{
+  gint dil = MAX (p->dilation, 1), n = dout->n;
+  cl_kernel k;
+  gsize global[3];
+
+  k = ncl_context_get_kernel (ctx, "backward", "conv_bwd_data_generic", NULL,
+      error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = target->w;
+  global[1] = target->h;
+  global[2] = (gsize) n * p->cin;
+  return run_locked (ctx, k, 3, global, error, ARG (dout->buf),
+      ARG (weight), ARG (target->buf), ARG (n), ARG (p->cin),
+      ARG (target->h), ARG (target->w), ARG (p->cout), ARG (dout->h),
+      ARG (dout->w), ARG (p->kh), ARG (p->kw), ARG (p->stride_h),
+      ARG (p->stride_w), ARG (dil), ARG (pt), ARG (pl), ARG (p->groups),
+      (gsize) 0);
+}
+
+gboolean
+ncl_conv2d_backward_data (NclContext * ctx, const NclConvParams * p,
+    cl_mem weight, const NclTensor * dout, NclTensor * din, GError ** error)
+{
+  const NclPadding *pad = &p->pad;
+  gboolean folded = pad->mode == NCL_PAD_ZERO
+      || (pad->top == 0 && pad->bottom == 0 && pad->left == 0
+      && pad->right == 0);
+  g_autoptr (NclTensor) scratch = NULL;
+  NclTensor *target = din;
+  gint pt = pad->top, pl = pad->left;
+  gboolean ok;
+
+  if (!check_params (p, error)
+      || !check_shapes (p, din->n, din->c, din->h, din->w, dout, error))
+    return FALSE;
+  if (din == dout || weight == NULL) {
+    g_set_error_literal (error, NCL_ERROR, NCL_ERROR_FAILED,
+        "conv backward: needs the weights and cannot run in place");
+    return FALSE;
+  }
+  if (!folded) {
+    /* the gradient of the padded input, folded back by the pad backward */
+    scratch = ncl_tensor_new (ctx, din->n, din->c,
+        din->h + pad->top + pad->bottom, din->w + pad->left + pad->right,
+        error);
+    if (scratch == NULL)
+      return FALSE;
+    target = scratch;
+    pt = pl = 0;
+  }
+  if (direct_applies (p, FALSE))
+    ok = data_direct (ctx, p, weight, dout, target, pt, pl, error);
+  else
+    ok = data_generic (ctx, p, weight, dout, target, pt, pl, error);
+  if (ok && !folded)
+    ok = ncl_pad_backward (ctx, scratch, 1, pad, din, error);
+  return ok;
+}
+
+/* Register tile of conv_bwd_weights for a kernel width. */
+static void
+weights_tile (const NclConvParams * p, gint * co_t, gint * ci_t)
+{
+  gint kw = p->kw;
+
+  *co_t = kw <= 5 ? 4 : (kw <= 8 ? 3 : 2);
+  *ci_t = kw == 1 ? 4 : (kw <= 3 ? 2 : 1);
+  *co_t = MIN (*co_t, p->cout / p->groups);
+  *ci_t = MIN (*ci_t, p->cin / p->groups);
+}
+
+static gboolean
+weights_direct (NclContext * ctx, const NclConvParams * p,
+    const NclTensor * x, const NclTensor * dout, cl_mem dweight,
+    GError ** error)
+{
+  gint co_t, ci_t, n = dout->n, oh = dout->h, ow = dout->w;
+  gint cin_g = p->cin / p->groups, cout_g = p->cout / p->groups;
+  gint rows = n * oh, rows_per_chunk, chunks, count;
+  gsize row_bytes, global[3];
+  g_autofree gchar *options = NULL;
+  cl_kernel k, kr;
+  cl_mem partial;
+  gboolean ok;
+
+  weights_tile (p, &co_t, &ci_t);
+  options = g_strdup_printf ("-DCO_T=%d -DCI_T=%d -DKW=%d -DSW=%d", co_t,
+      ci_t, p->kw, p->stride_w);
+  k = ncl_context_get_kernel (ctx, "backward", "conv_bwd_weights", options,
+      error);
+  if (k == NULL)
+    return FALSE;
+  kr = ncl_context_get_kernel (ctx, "backward", "conv_bwd_reduce", NULL,
+      error);
+  if (kr == NULL)
+    return FALSE;
+
+  /* row chunks: the rows of all channels one chunk touches stay in cache */
+  row_bytes = (gsize) (ow + 16) * (p->cout + p->cin * p->stride_h)
+      * sizeof (gfloat);
+  rows_per_chunk = CLAMP ((gint) ((512 << 10) / row_bytes), 1, rows);
+  chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
+  if (chunks > 64) {
+    chunks = 64;
+    rows_per_chunk = (rows + chunks - 1) / chunks;
+    chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
+  }
+  count = p->cout * cin_g * p->kh * p->kw;
+  partial = scratch_buffer (ctx, (gsize) chunks * count, error);
+  if (partial == NULL)
+    return FALSE;
+
+  global[0] = (gsize) p->groups * ((cout_g + co_t - 1) / co_t);
+  global[1] = (gsize) ((cin_g + ci_t - 1) / ci_t) * p->kh;
+  global[2] = chunks;
+  ok = run_locked (ctx, k, 3, global, error, ARG (x->buf), ARG (dout->buf),
+      ARG (partial), ARG (n), ARG (p->cin), ARG (x->h), ARG (x->w),
+      ARG (p->cout), ARG (oh), ARG (ow), ARG (p->kh), ARG (p->stride_h),
+      ARG (p->groups), ARG (rows_per_chunk), (gsize) 0);
+  global[0] = count;
+  ok = ok && run_locked (ctx, kr, 1, global, error, ARG (partial),
+      ARG (dweight), ARG (count), ARG (chunks), (gsize) 0);
+  clReleaseMemObject (partial);
+  return ok;
+}
+
+static gboolean
+weights_generic (NclContext * ctx, const NclConvParams * p,
+    const NclTensor * x, const NclTensor * dout, cl_mem dweight,
+    GError ** error)
+{
+  gint dil = MAX (p->dilation, 1), n = dout->n;
+  gsize global[3];
+  cl_kernel k;
+
+  k = ncl_context_get_kernel (ctx, "backward", "conv_bwd_weights_generic",
+      NULL, error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = (gsize) p->kh * p->kw;
+  global[1] = p->cin / p->groups;
+  global[2] = p->cout;
+  return run_locked (ctx, k, 3, global, error, ARG (x->buf),
+      ARG (dout->buf), ARG (dweight), ARG (n), ARG (p->cin), ARG (x->h),
+      ARG (x->w), ARG (p->cout), ARG (dout->h), ARG (dout->w), ARG (p->kh),
+      ARG (p->kw), ARG (p->stride_h), ARG (p->stride_w), ARG (dil),
+      ARG (p->groups), (gsize) 0);
+}
+
+gboolean
+ncl_conv2d_backward_weights (NclContext * ctx, const NclConvParams * p,
+    const NclTensor * in, const NclTensor * dout, cl_mem dweight,
+    cl_mem dbias, GError ** error)
+{
+  const NclPadding *pad = &p->pad;
+  g_autoptr (NclTensor) padded = NULL;
+  const NclTensor *x = in;
+  gboolean ok = TRUE;
+
+  if (!check_params (p, error)
+      || !check_shapes (p, in->n, in->c, in->h, in->w, dout, error))
+    return FALSE;
+
+  if (dbias != NULL) {
+    gint hw = dout->h * dout->w;
+    gsize global = p->cout;
+    cl_kernel k = ncl_context_get_kernel (ctx, "backward", "conv_bwd_bias",
+        NULL, error);
+
+    if (k == NULL)
+      return FALSE;
+    ok = run_locked (ctx, k, 1, &global, error, ARG (dout->buf),
+        ARG (dbias), ARG (dout->n), ARG (p->cout), ARG (hw), (gsize) 0);
+  }
+  if (!ok || dweight == NULL)
+    return ok;
+
+  if (pad->top || pad->bottom || pad->left || pad->right) {
+    padded = padded_copy (ctx, in, pad, error);
+    if (padded == NULL)
+      return FALSE;
+    x = padded;
+  }
+  if (direct_applies (p, TRUE))
+    return weights_direct (ctx, p, x, dout, dweight, error);
+  return weights_generic (ctx, p, x, dout, dweight, error);
 }

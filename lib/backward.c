@@ -349,3 +349,480 @@ ncl_buffer_zero (NclContext * ctx, cl_mem buf, gsize n, GError ** error)
   }
   return TRUE;
 }
+
+/* ---- device: layers ----------------------------------------------------- */
+
+static gboolean
+same_shape (const gchar * what, const NclTensor * a, const NclTensor * b,
+    GError ** error)
+{
+  if (a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w)
+    return TRUE;
+  g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+      "%s: shapes (%d, %d, %d, %d) and (%d, %d, %d, %d) differ", what, a->n,
+      a->c, a->h, a->w, b->n, b->c, b->h, b->w);
+  return FALSE;
+}
+
+/* Kernels index with int. */
+static gboolean
+check_numel (const gchar * what, gsize numel, GError ** error)
+{
+  if (numel > (gsize) G_MAXINT - 64) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_UNSUPPORTED,
+        "%s: %" G_GSIZE_FORMAT " values, at most %d supported", what, numel,
+        G_MAXINT - 64);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+ncl_grad_add (NclContext * ctx, const NclTensor * src, NclTensor * dst,
+    GError ** error)
+{
+  gint n = (gint) ncl_tensor_numel (src);
+  gsize global;
+  cl_kernel k;
+  gboolean ok;
+
+  if (ncl_tensor_numel (dst) != ncl_tensor_numel (src)) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "grad add: %" G_GSIZE_FORMAT " values added to %" G_GSIZE_FORMAT,
+        ncl_tensor_numel (src), ncl_tensor_numel (dst));
+    return FALSE;
+  }
+  if (!check_numel ("grad add", ncl_tensor_numel (src), error))
+    return FALSE;
+  k = ncl_context_get_kernel (ctx, "backward", "grad_add_16", NULL, error);
+  if (k == NULL)
+    return FALSE;
+  global = (n + 15) / 16;
+  ncl_context_lock (ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &src->buf,
+      sizeof (cl_mem), &dst->buf, sizeof (gint), &n, 0)
+      && ncl_context_run (ctx, k, 1, &global, NULL, error);
+  ncl_context_unlock (ctx);
+  return ok;
+}
+
+/* da = dout * act'(out), and db = da when @db is given. */
+static gboolean
+act_backward (NclContext * ctx, const gchar * what, const NclTensor * out,
+    const NclTensor * dout, NclActivation act, gfloat alpha, NclTensor * da,
+    NclTensor * db, GError ** error)
+{
+  gint n = (gint) ncl_tensor_numel (dout), a = act, has_db = db != NULL;
+  cl_mem obuf, dbbuf;
+  gsize global;
+  cl_kernel k;
+  gboolean ok;
+
+  if (act != NCL_ACT_NONE && out == NULL) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_FAILED,
+        "%s: activation %s needs the forward output", what,
+        ncl_activation_to_string (act));
+    return FALSE;
+  }
+  if (out != NULL && !same_shape (what, out, dout, error))
+    return FALSE;
+  if (!check_numel (what, ncl_tensor_numel (dout), error))
+    return FALSE;
+  if (da != dout && !ncl_tensor_reshape (da, dout->n, dout->c, dout->h,
+          dout->w, error))
+    return FALSE;
+  if (db != NULL && db != dout && !ncl_tensor_reshape (db, dout->n, dout->c,
+          dout->h, dout->w, error))
+    return FALSE;
+  k = ncl_context_get_kernel (ctx, "backward", "act_bwd_16", NULL, error);
+  if (k == NULL)
+    return FALSE;
+  obuf = out != NULL ? out->buf : dout->buf;
+  dbbuf = db != NULL ? db->buf : da->buf;
+  global = (n + 15) / 16;
+  ncl_context_lock (ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &obuf,
+      sizeof (cl_mem), &dout->buf, sizeof (cl_mem), &da->buf,
+      sizeof (cl_mem), &dbbuf, sizeof (gint), &n, sizeof (gint), &a,
+      sizeof (gfloat), &alpha, sizeof (gint), &has_db, 0)
+      && ncl_context_run (ctx, k, 1, &global, NULL, error);
+  ncl_context_unlock (ctx);
+  return ok;
+}
+
+gboolean
+ncl_activation_backward (NclContext * ctx, const NclTensor * out,
+    const NclTensor * dout, NclActivation act, gfloat alpha, NclTensor * din,
+    GError ** error)
+{
+  return act_backward (ctx, "activation backward", out, dout, act, alpha,
+      din, NULL, error);
+}
+
+gboolean
+ncl_add_backward (NclContext * ctx, const NclTensor * out,
+    const NclTensor * dout, NclActivation act, gfloat alpha, NclTensor * da,
+    NclTensor * db, GError ** error)
+{
+  return act_backward (ctx, "add backward", out, dout, act, alpha, da, db,
+      error);
+}
+
+/* dst (n, c, h, w) = channels [c0, c0 + c) of src. */
+static gboolean
+channel_slice (NclContext * ctx, const NclTensor * src, gint c0, gint c,
+    NclTensor * dst, GError ** error)
+{
+  gint hw = src->h * src->w;
+  gsize global[3];
+  cl_kernel k;
+  gboolean ok;
+
+  if (!ncl_tensor_reshape (dst, src->n, c, src->h, src->w, error))
+    return FALSE;
+  k = ncl_context_get_kernel (ctx, "backward", "channel_slice", NULL, error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = (hw + 15) / 16;
+  global[1] = c;
+  global[2] = src->n;
+  ncl_context_lock (ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &src->buf,
+      sizeof (cl_mem), &dst->buf, sizeof (gint), &src->n, sizeof (gint),
+      &src->c, sizeof (gint), &c0, sizeof (gint), &c, sizeof (gint), &hw, 0)
+      && ncl_context_run (ctx, k, 3, global, NULL, error);
+  ncl_context_unlock (ctx);
+  return ok;
+}
+
+gboolean
+ncl_concat_backward (NclContext * ctx, const NclTensor * dout, gint ca,
+    NclTensor * da, NclTensor * db, GError ** error)
+{
+  if (ca < 1 || ca >= dout->c || da == dout || db == dout) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "concat backward: cannot split %d channels at %d (or in place)",
+        dout->c, ca);
+    return FALSE;
+  }
+  return channel_slice (ctx, dout, 0, ca, da, error)
+      && (db == NULL || channel_slice (ctx, dout, ca, dout->c - ca, db,
+          error));
+}
+
+gboolean
+ncl_pad_channels_backward (NclContext * ctx, const NclTensor * dout,
+    gint before, gint after, NclTensor * din, GError ** error)
+{
+  gint c = dout->c - before - after;
+
+  if (before < 0 || after < 0 || c < 1 || din == dout) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "pad channels backward: %d channels less %d/%d padding (or in "
+        "place)", dout->c, before, after);
+    return FALSE;
+  }
+  return channel_slice (ctx, dout, before, c, din, error);
+}
+
+gboolean
+ncl_l2norm_backward (NclContext * ctx, const NclTensor * in,
+    const NclTensor * dout, gfloat eps, NclTensor * din, GError ** error)
+{
+  gint len = in->c * in->h * in->w;
+  gsize global = in->n;
+  cl_kernel k;
+  gboolean ok;
+
+  if (!same_shape ("l2norm backward", in, dout, error))
+    return FALSE;
+  if (din == in || din == dout) {
+    g_set_error_literal (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "l2norm backward: cannot run in place");
+    return FALSE;
+  }
+  if (!ncl_tensor_reshape (din, in->n, in->c, in->h, in->w, error))
+    return FALSE;
+  k = ncl_context_get_kernel (ctx, "backward", "l2norm_bwd", NULL, error);
+  if (k == NULL)
+    return FALSE;
+  ncl_context_lock (ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
+      sizeof (cl_mem), &dout->buf, sizeof (cl_mem), &din->buf,
+      sizeof (gint), &in->n, sizeof (gint), &len, sizeof (gfloat), &eps, 0)
+      && ncl_context_run (ctx, k, 1, &global, NULL, error);
+  ncl_context_unlock (ctx);
+  return ok;
+}
+
+gboolean
+ncl_pad_backward (NclContext * ctx, const NclTensor * dout, gint scale,
+    const NclPadding * pad, NclTensor * din, GError ** error)
+{
+  gint eh = dout->h - pad->top - pad->bottom;
+  gint ew = dout->w - pad->left - pad->right;
+  gint h, w, planes = dout->n * dout->c, mode = pad->mode;
+  gsize global[2];
+  cl_kernel k;
+  gboolean ok;
+
+  if (scale < 1 || eh <= 0 || ew <= 0 || eh % scale || ew % scale) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "pad backward: (%d, %d) less pads %d/%d/%d/%d is not an input "
+        "upsampled x%d", dout->h, dout->w, pad->top, pad->bottom, pad->left,
+        pad->right, scale);
+    return FALSE;
+  }
+  if (din == dout) {
+    g_set_error_literal (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "pad backward: cannot run in place");
+    return FALSE;
+  }
+  h = eh / scale;
+  w = ew / scale;
+  if (!ncl_tensor_reshape (din, dout->n, dout->c, h, w, error))
+    return FALSE;
+  k = ncl_context_get_kernel (ctx, "backward", "pad_bwd_row", NULL, error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = h;
+  global[1] = planes;
+  ncl_context_lock (ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &dout->buf,
+      sizeof (cl_mem), &din->buf, sizeof (gint), &planes, sizeof (gint), &h,
+      sizeof (gint), &w, sizeof (gint), &dout->h, sizeof (gint), &dout->w,
+      sizeof (gint), &pad->top, sizeof (gint), &pad->left, sizeof (gint),
+      &scale, sizeof (gint), &mode, 0)
+      && ncl_context_run (ctx, k, 2, global, NULL, error);
+  ncl_context_unlock (ctx);
+  return ok;
+}
+
+gboolean
+ncl_instnorm_backward (NclContext * ctx, const NclTensor * in,
+    const NclTensor * out, const NclTensor * dout, cl_mem gamma, gfloat eps,
+    NclActivation act, gfloat alpha, NclTensor * din, NclTensor * dresidual,
+    cl_mem dgamma, cl_mem dbeta, GError ** error)
+{
+  gint hw = in->h * in->w, planes = in->n * in->c, a = act, flags = 0;
+  gint which = (dgamma != NULL ? 1 : 0) | (dbeta != NULL ? 2 : 0);
+  cl_mem obuf, gbuf, dinbuf, dresbuf, partial, dg, dbt;
+  gsize global;
+  cl_kernel k, kp;
+  cl_int st;
+  gboolean ok;
+
+  if (!same_shape ("instance norm backward", in, dout, error)
+      || (out != NULL && !same_shape ("instance norm backward", in, out,
+              error)))
+    return FALSE;
+  if (act != NCL_ACT_NONE && out == NULL) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_FAILED,
+        "instance norm backward: activation %s needs the forward output",
+        ncl_activation_to_string (act));
+    return FALSE;
+  }
+  if (din == in || din == out || dresidual == dout || (dresidual != NULL
+          && (dresidual == din || dresidual == in || dresidual == out))) {
+    g_set_error_literal (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "instance norm backward: only din may share dout's buffer");
+    return FALSE;
+  }
+  if (!check_numel ("instance norm backward", ncl_tensor_numel (in), error))
+    return FALSE;
+  if (din != NULL && din != dout && !ncl_tensor_reshape (din, in->n, in->c,
+          in->h, in->w, error))
+    return FALSE;
+  if (dresidual != NULL && !ncl_tensor_reshape (dresidual, in->n, in->c,
+          in->h, in->w, error))
+    return FALSE;
+
+  flags = (gamma != NULL ? 1 : 0) | (din != NULL ? 2 : 0)
+      | (dresidual != NULL ? 4 : 0);
+  k = ncl_context_get_kernel (ctx, "backward", "instnorm_bwd_plane", NULL,
+      error);
+  if (k == NULL)
+    return FALSE;
+  kp = ncl_context_get_kernel (ctx, "backward", "instnorm_bwd_params", NULL,
+      error);
+  if (kp == NULL)
+    return FALSE;
+  partial = clCreateBuffer (ncl_context_get_cl_context (ctx),
+      CL_MEM_READ_WRITE, 2 * planes * sizeof (gfloat), NULL, &st);
+  if (st != CL_SUCCESS) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_OPENCL,
+        "instance norm backward: cannot allocate scratch: %s",
+        ncl_cl_status_name (st));
+    return FALSE;
+  }
+  /* unused buffer arguments still need a valid handle */
+  obuf = out != NULL ? out->buf : in->buf;
+  gbuf = gamma != NULL ? gamma : in->buf;
+  dinbuf = din != NULL ? din->buf : partial;
+  dresbuf = dresidual != NULL ? dresidual->buf : partial;
+  dg = dgamma != NULL ? dgamma : partial;
+  dbt = dbeta != NULL ? dbeta : partial;
+
+  ncl_context_lock (ctx);
+  global = planes;
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
+      sizeof (cl_mem), &obuf, sizeof (cl_mem), &dout->buf, sizeof (cl_mem),
+      &dinbuf, sizeof (cl_mem), &dresbuf, sizeof (cl_mem), &gbuf,
+      sizeof (cl_mem), &partial, sizeof (gint), &in->c, sizeof (gint), &hw,
+      sizeof (gfloat), &eps, sizeof (gint), &a, sizeof (gfloat), &alpha,
+      sizeof (gint), &planes, sizeof (gint), &flags, 0)
+      && ncl_context_run (ctx, k, 1, &global, NULL, error);
+  if (ok && which != 0) {
+    global = in->c;
+    ok = ncl_kernel_set_args (kp, error, sizeof (cl_mem), &partial,
+        sizeof (cl_mem), &dg, sizeof (cl_mem), &dbt, sizeof (gint), &in->n,
+        sizeof (gint), &in->c, sizeof (gint), &which, 0)
+        && ncl_context_run (ctx, kp, 1, &global, NULL, error);
+  }
+  ncl_context_unlock (ctx);
+  /* released once the queued kernels are done with it */
+  clReleaseMemObject (partial);
+  return ok;
+}
+
+gboolean
+ncl_pool_backward (NclContext * ctx, const NclPoolParams * p,
+    const NclTensor * in, const NclTensor * dout, NclTensor * din,
+    GError ** error)
+{
+  gint planes = in->n * in->c, oh, ow, is_max = p->type == NCL_POOL_MAX;
+  gsize global[3];
+  cl_kernel k;
+  gboolean ok;
+
+  ncl_pool_out_size (p, in->h, in->w, &oh, &ow);
+  if (oh < 1 || ow < 1 || p->pad.top < 0 || p->pad.left < 0
+      || dout->n != in->n || dout->c != in->c || dout->h != oh
+      || dout->w != ow) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "pool backward: dout (%d, %d, %d, %d) does not match input (%d, %d, "
+        "%d, %d) pooled to %dx%d", dout->n, dout->c, dout->h, dout->w, in->n,
+        in->c, in->h, in->w, oh, ow);
+    return FALSE;
+  }
+  if (din == in || din == dout) {
+    g_set_error_literal (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "pool backward: cannot run in place");
+    return FALSE;
+  }
+  if (!ncl_tensor_reshape (din, in->n, in->c, in->h, in->w, error))
+    return FALSE;
+  k = ncl_context_get_kernel (ctx, "backward", "pool_bwd", NULL, error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = in->w;
+  global[1] = in->h;
+  global[2] = planes;
+  ncl_context_lock (ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
+      sizeof (cl_mem), &dout->buf, sizeof (cl_mem), &din->buf,
+      sizeof (gint), &planes, sizeof (gint), &in->h, sizeof (gint), &in->w,
+      sizeof (gint), &oh, sizeof (gint), &ow, sizeof (gint), &p->kh,
+      sizeof (gint), &p->kw, sizeof (gint), &p->stride_h, sizeof (gint),
+      &p->stride_w, sizeof (gint), &p->pad.top, sizeof (gint), &p->pad.left,
+      sizeof (gint), &is_max, 0)
+      && ncl_context_run (ctx, k, 3, global, NULL, error);
+  ncl_context_unlock (ctx);
+  return ok;
+}
+
+gboolean
+ncl_global_avgpool_backward (NclContext * ctx, const NclTensor * dout,
+    NclTensor * din, GError ** error)
+{
+  gint planes = din->n * din->c, hw = din->h * din->w;
+  gsize global[2];
+  cl_kernel k;
+  gboolean ok;
+
+  if (dout->n != din->n || dout->c != din->c || dout->h * dout->w != 1
+      || din == dout) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "global avgpool backward: dout (%d, %d, %d, %d) is not (%d, %d, 1, "
+        "1), or in place", dout->n, dout->c, dout->h, dout->w, din->n,
+        din->c);
+    return FALSE;
+  }
+  k = ncl_context_get_kernel (ctx, "backward", "gap_bwd_16", NULL, error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = (hw + 15) / 16;
+  global[1] = planes;
+  ncl_context_lock (ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &dout->buf,
+      sizeof (cl_mem), &din->buf, sizeof (gint), &planes, sizeof (gint), &hw,
+      0)
+      && ncl_context_run (ctx, k, 2, global, NULL, error);
+  ncl_context_unlock (ctx);
+  return ok;
+}
+
+gboolean
+ncl_fc_backward (NclContext * ctx, const NclTensor * in, cl_mem weight,
+    gint out_f, const NclTensor * dout, NclTensor * din, cl_mem dweight,
+    cl_mem dbias, GError ** error)
+{
+  gsize in_f = (gsize) in->c * in->h * in->w;
+  gint n = in->n, inf = (gint) in_f;
+  gint has = (dweight != NULL ? 1 : 0) | (dbias != NULL ? 2 : 0);
+  gsize global[2];
+  cl_kernel k;
+  gboolean ok = TRUE;
+
+  if (out_f < 1 || in_f > G_MAXINT / 2 || dout->n != n
+      || (gsize) dout->c * dout->h * dout->w != (gsize) out_f) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "fc backward: dout (%d, %d, %d, %d) is not (%d, %d)", dout->n,
+        dout->c, dout->h, dout->w, n, out_f);
+    return FALSE;
+  }
+  if (din == in || din == dout) {
+    g_set_error_literal (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "fc backward: cannot run in place");
+    return FALSE;
+  }
+  if (din != NULL) {
+    if (weight == NULL) {
+      g_set_error_literal (error, NCL_ERROR, NCL_ERROR_FAILED,
+          "fc backward: din needs the weights");
+      return FALSE;
+    }
+    if (!ncl_tensor_reshape (din, in->n, in->c, in->h, in->w, error))
+      return FALSE;
+    k = ncl_context_get_kernel (ctx, "backward", "fc_bwd_data", NULL, error);
+    if (k == NULL)
+      return FALSE;
+    global[0] = (in_f + 15) / 16;
+    global[1] = n;
+    ncl_context_lock (ctx);
+    ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &dout->buf,
+        sizeof (cl_mem), &weight, sizeof (cl_mem), &din->buf, sizeof (gint),
+        &n, sizeof (gint), &inf, sizeof (gint), &out_f, 0)
+        && ncl_context_run (ctx, k, 2, global, NULL, error);
+    ncl_context_unlock (ctx);
+  }
+  if (ok && has != 0) {
+    cl_mem dw = dweight != NULL ? dweight : dbias;
+    cl_mem db = dbias != NULL ? dbias : dweight;
+
+    k = ncl_context_get_kernel (ctx, "backward", "fc_bwd_weights", NULL,
+        error);
+    if (k == NULL)
+      return FALSE;
+    global[0] = (in_f + 15) / 16;
+    global[1] = out_f;
+    ncl_context_lock (ctx);
+    ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
+        sizeof (cl_mem), &dout->buf, sizeof (cl_mem), &dw, sizeof (cl_mem),
+        &db, sizeof (gint), &n, sizeof (gint), &inf, sizeof (gint), &out_f,
+        sizeof (gint), &has, 0)
+        && ncl_context_run (ctx, k, 2, global, NULL, error);
+    ncl_context_unlock (ctx);
+  }
+  return ok;
+}

@@ -593,10 +593,503 @@ finite_difference_tests (void)
   fd_fc (3, 13, 7);
 }
 
+/* ---- device vs reference ------------------------------------------------ */
+
+static NclContext *ctx;
+
+/* Compares with atol = @tol * max |want| and rtol = @tol. */
+static void
+compare (const gchar * label, const gfloat * got, const gfloat * want,
+    gsize n, gfloat tol)
+{
+  gfloat m = 0.0f;
+
+  for (gsize i = 0; i < n; i++)
+    m = MAX (m, fabsf (want[i]));
+  ncl_test_compare (label, got, want, n, tol * m + 1e-30f, tol);
+}
+
+static cl_mem
+device_buffer (const gfloat * data, gsize n)
+{
+  g_autoptr (GError) error = NULL;
+  cl_mem buf = ncl_buffer_new_rw (ctx, data, n, &error);
+
+  if (buf == NULL) {
+    g_printerr ("buffer: %s\n", error->message);
+    exit (1);
+  }
+  return buf;
+}
+
+static gfloat *
+download_buffer (cl_mem buf, gsize n)
+{
+  gfloat *data = g_new (gfloat, n);
+  cl_int st = clEnqueueReadBuffer (ncl_context_get_queue (ctx), buf, CL_TRUE,
+      0, n * sizeof (gfloat), data, 0, NULL, NULL);
+
+  if (st != CL_SUCCESS) {
+    g_printerr ("read buffer: %d\n", st);
+    exit (1);
+  }
+  return data;
+}
+
+static void
+dev_conv (gint n, gint cin, gint cout, gint h, gint w, gint kh, gint kw,
+    gint sh, gint sw, gint groups, gint dil, NclPadding pad)
+{
+  NclConvParams p = { 0 };
+  gint oh, ow;
+  gsize nx = (gsize) n * cin * h * w, nw, nout;
+  g_autofree gfloat *x = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *wt = NULL;
+  g_autofree gfloat *dz = NULL;
+  g_autofree gfloat *dx = g_new (gfloat, nx);
+  g_autofree gfloat *dw = NULL;
+  g_autofree gfloat *db = random_array (cout, -1.0f, 1.0f);
+  g_autofree gfloat *dw0 = NULL;
+  g_autofree gfloat *db0 = g_memdup2 (db, cout * sizeof (gfloat));
+  g_autoptr (NclTensor) tx = NULL;
+  g_autoptr (NclTensor) tdz = NULL;
+  g_autoptr (NclTensor) tdx = NULL;
+  g_autoptr (GError) error = NULL;
+  const gchar *variants[] = { NULL, "generic" };
+
+  p.cin = cin;
+  p.cout = cout;
+  p.kh = kh;
+  p.kw = kw;
+  p.stride_h = sh;
+  p.stride_w = sw;
+  p.groups = groups;
+  p.dilation = dil;
+  p.pad = pad;
+  nw = (gsize) cout * (cin / groups) * kh * kw;
+  wt = random_array (nw, -0.5f, 0.5f);
+  dw = random_array (nw, -1.0f, 1.0f);
+  dw0 = g_memdup2 (dw, nw * sizeof (gfloat));
+  p.weight = wt;
+  ncl_conv2d_out_size (&p, h, w, &oh, &ow);
+  nout = (gsize) n * cout * oh * ow;
+  dz = random_array (nout, -1.0f, 1.0f);
+  ncl_conv2d_backward_ref (&p, x, n, h, w, dz, dx, dw, db);
+
+  tx = ncl_test_tensor (ctx, x, n, cin, h, w);
+  tdz = ncl_test_tensor (ctx, dz, n, cout, oh, ow);
+  for (guint v = 0; v < G_N_ELEMENTS (variants); v++) {
+    cl_mem bw = device_buffer (wt, nw);
+    cl_mem bdw = device_buffer (dw0, nw);
+    cl_mem bdb = device_buffer (db0, cout);
+    g_autofree gfloat *got_dx = NULL;
+    g_autofree gfloat *got_dw = NULL;
+    g_autofree gfloat *got_db = NULL;
+    g_autofree gchar *label = NULL;
+
+    if (variants[v] != NULL)
+      g_setenv ("NEURALCL_CONV_BWD_VARIANT", variants[v], TRUE);
+    else
+      g_unsetenv ("NEURALCL_CONV_BWD_VARIANT");
+    label = g_strdup_printf ("conv n%d %d->%d %dx%d k%dx%d s%dx%d g%d d%d "
+        "pad %d/%d/%d/%d mode %d [%s/%s]", n, cin, cout, h, w, kh, kw, sh,
+        sw, groups, dil, pad.top, pad.bottom, pad.left, pad.right, pad.mode,
+        ncl_conv2d_backward_variant (ctx, &p, FALSE),
+        ncl_conv2d_backward_variant (ctx, &p, TRUE));
+    /* din is overwritten: start from garbage of the right shape */
+    tdx = ncl_test_tensor (ctx, x, n, cin, h, w);
+    NCL_CHECK (ncl_conv2d_backward_data (ctx, &p, bw, tdz, tdx, &error));
+    NCL_CHECK_NO_ERROR (error);
+    NCL_CHECK (ncl_conv2d_backward_weights (ctx, &p, tx, tdz, bdw, bdb,
+            &error));
+    NCL_CHECK_NO_ERROR (error);
+    got_dx = ncl_test_download (tdx);
+    got_dw = download_buffer (bdw, nw);
+    got_db = download_buffer (bdb, cout);
+    {
+      g_autofree gchar *lx = g_strconcat (label, " dx", NULL);
+      g_autofree gchar *lw = g_strconcat (label, " dw", NULL);
+      g_autofree gchar *lb = g_strconcat (label, " db", NULL);
+
+      compare (lx, got_dx, dx, nx, 1e-5f);
+      compare (lw, got_dw, dw, nw, 1e-5f);
+      compare (lb, got_db, db, cout, 1e-5f);
+    }
+    g_clear_pointer (&tdx, ncl_tensor_free);
+    clReleaseMemObject (bdb);
+    clReleaseMemObject (bdw);
+    clReleaseMemObject (bw);
+  }
+  g_unsetenv ("NEURALCL_CONV_BWD_VARIANT");
+}
+
+static void
+dev_instnorm (gint n, gint c, gint h, gint w, gboolean affine,
+    gboolean residual, NclActivation act, gboolean in_place)
+{
+  gsize nx = (gsize) n * c * h * w;
+  gint hw = h * w;
+  g_autofree gfloat *x = random_array (nx, -2.0f, 5.0f);
+  g_autofree gfloat *res = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *gamma = random_array (c, 0.5f, 1.5f);
+  g_autofree gfloat *beta = random_array (c, -0.5f, 0.5f);
+  g_autofree gfloat *dy = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *out = g_new (gfloat, nx);
+  g_autofree gfloat *dx = g_new (gfloat, nx);
+  g_autofree gfloat *dres = g_new (gfloat, nx);
+  g_autofree gfloat *dg = random_array (c, -1.0f, 1.0f);
+  g_autofree gfloat *dbt = random_array (c, -1.0f, 1.0f);
+  g_autofree gfloat *got = NULL;
+  g_autofree gchar *label = NULL;
+  g_autoptr (NclTensor) tx = NULL;
+  g_autoptr (NclTensor) tout = NULL;
+  g_autoptr (NclTensor) tdy = NULL;
+  g_autoptr (NclTensor) tdx = NULL;
+  g_autoptr (NclTensor) tdres = NULL;
+  g_autoptr (GError) error = NULL;
+  cl_mem bg = device_buffer (gamma, c);
+  cl_mem bdg = device_buffer (dg, c);
+  cl_mem bdb = device_buffer (dbt, c);
+
+  ncl_instnorm_forward_ref (x, n, c, hw, affine ? gamma : NULL,
+      affine ? beta : NULL, 1e-5f, residual ? res : NULL, act, 0.1f, out);
+  ncl_instnorm_backward_ref (x, out, dy, n, c, hw, affine ? gamma : NULL,
+      1e-5f, act, 0.1f, dx, residual ? dres : NULL, affine ? dg : NULL,
+      affine ? dbt : NULL);
+
+  tx = ncl_test_tensor (ctx, x, n, c, h, w);
+  tout = ncl_test_tensor (ctx, out, n, c, h, w);
+  tdy = ncl_test_tensor (ctx, dy, n, c, h, w);
+  tdx = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  tdres = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  NCL_CHECK (ncl_instnorm_backward (ctx, tx, act == NCL_ACT_NONE ? NULL
+          : tout, tdy, affine ? bg : NULL, 1e-5f, act, 0.1f,
+          in_place ? tdy : tdx, residual ? tdres : NULL,
+          affine ? bdg : NULL, affine ? bdb : NULL, &error));
+  NCL_CHECK_NO_ERROR (error);
+  label = g_strdup_printf ("instnorm (%d,%d,%d,%d) affine %d res %d act %s%s",
+      n, c, h, w, affine, residual, ncl_activation_to_string (act),
+      in_place ? " in place" : "");
+  {
+    g_autofree gchar *lx = g_strconcat (label, " dx", NULL);
+    g_autofree gchar *lr = g_strconcat (label, " dresidual", NULL);
+    g_autofree gchar *lg = g_strconcat (label, " dgamma", NULL);
+    g_autofree gchar *lb = g_strconcat (label, " dbeta", NULL);
+
+    got = ncl_test_download (in_place ? tdy : tdx);
+    compare (lx, got, dx, nx, 1e-4f);
+    g_free (got);
+    if (residual) {
+      got = ncl_test_download (tdres);
+      compare (lr, got, dres, nx, 1e-6f);
+      g_free (got);
+    }
+    got = download_buffer (bdg, c);
+    compare (lg, got, dg, c, 1e-4f);
+    g_free (got);
+    got = download_buffer (bdb, c);
+    compare (lb, got, dbt, c, 1e-4f);
+  }
+  clReleaseMemObject (bdb);
+  clReleaseMemObject (bdg);
+  clReleaseMemObject (bg);
+}
+
+static void
+dev_elementwise (gsize n, NclActivation act)
+{
+  g_autofree gfloat *x = random_array (n, -8.0f, 8.0f);
+  g_autofree gfloat *out = g_new (gfloat, n);
+  g_autofree gfloat *dy = random_array (n, -1.0f, 1.0f);
+  g_autofree gfloat *want = g_new (gfloat, n);
+  g_autofree gfloat *got = NULL;
+  g_autofree gchar *label = NULL;
+  g_autoptr (NclTensor) tout = NULL;
+  g_autoptr (NclTensor) tdy = NULL;
+  g_autoptr (NclTensor) ta = NULL;
+  g_autoptr (NclTensor) tb = NULL;
+  g_autoptr (GError) error = NULL;
+
+  ncl_activation_forward_ref (x, n, act, 0.1f, out);
+  ncl_activation_backward_ref (out, dy, n, act, 0.1f, want);
+  tout = ncl_test_tensor (ctx, out, 1, 1, 1, n);
+  tdy = ncl_test_tensor (ctx, dy, 1, 1, 1, n);
+  ta = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  tb = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+
+  label = g_strdup_printf ("activation %s backward n=%" G_GSIZE_FORMAT,
+      ncl_activation_to_string (act), n);
+  NCL_CHECK (ncl_activation_backward (ctx, tout, tdy, act, 0.1f, ta,
+          &error));
+  NCL_CHECK_NO_ERROR (error);
+  got = ncl_test_download (ta);
+  compare (label, got, want, n, 1e-6f);
+  g_free (got);
+
+  NCL_CHECK (ncl_add_backward (ctx, tout, tdy, act, 0.1f, ta, tb, &error));
+  NCL_CHECK_NO_ERROR (error);
+  got = ncl_test_download (tb);
+  compare ("  add backward db", got, want, n, 1e-6f);
+  g_free (got);
+
+  /* in place */
+  NCL_CHECK (ncl_activation_backward (ctx, tout, tdy, act, 0.1f, tdy,
+          &error));
+  NCL_CHECK_NO_ERROR (error);
+  got = ncl_test_download (tdy);
+  compare ("  in place", got, want, n, 1e-6f);
+  g_free (got);
+
+  /* grad add: dy (now want) += out */
+  NCL_CHECK (ncl_grad_add (ctx, tout, tdy, &error));
+  NCL_CHECK_NO_ERROR (error);
+  ncl_grad_add_ref (out, n, want);
+  got = ncl_test_download (tdy);
+  compare ("  grad add", got, want, n, 1e-6f);
+}
+
+static void
+dev_channels (gint n, gint ca, gint cb, gint hw)
+{
+  gsize na = (gsize) n * ca * hw, nb = (gsize) n * cb * hw;
+  g_autofree gfloat *dy = random_array (na + nb, -1.0f, 1.0f);
+  g_autofree gfloat *da = g_new (gfloat, na);
+  g_autofree gfloat *db = g_new (gfloat, nb);
+  g_autofree gfloat *got = NULL;
+  g_autoptr (NclTensor) tdy = ncl_test_tensor (ctx, dy, n, ca + cb, 1, hw);
+  g_autoptr (NclTensor) ta = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  g_autoptr (NclTensor) tb = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  g_autoptr (GError) error = NULL;
+
+  ncl_concat_backward_ref (dy, n, ca, cb, hw, da, db);
+  NCL_CHECK (ncl_concat_backward (ctx, tdy, ca, ta, tb, &error));
+  NCL_CHECK_NO_ERROR (error);
+  NCL_CHECK (ta->c == ca && tb->c == cb && ta->w == hw && tb->n == n);
+  got = ncl_test_download (ta);
+  compare ("concat backward da", got, da, na, 0.0f);
+  g_free (got);
+  got = ncl_test_download (tb);
+  compare ("concat backward db", got, db, nb, 0.0f);
+  g_free (got);
+
+  ncl_pad_channels_backward_ref (dy, n, cb, hw, ca / 2, ca - ca / 2, db);
+  NCL_CHECK (ncl_pad_channels_backward (ctx, tdy, ca / 2, ca - ca / 2, tb,
+          &error));
+  NCL_CHECK_NO_ERROR (error);
+  got = ncl_test_download (tb);
+  compare ("pad channels backward", got, db, nb, 0.0f);
+}
+
+static void
+dev_l2norm (gint n, gint len, gfloat scale)
+{
+  gsize nx = (gsize) n * len;
+  g_autofree gfloat *x = random_array (nx, -scale, scale);
+  g_autofree gfloat *dy = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *want = g_new (gfloat, nx);
+  g_autofree gfloat *got = NULL;
+  g_autoptr (NclTensor) tx = ncl_test_tensor (ctx, x, n, len, 1, 1);
+  g_autoptr (NclTensor) tdy = ncl_test_tensor (ctx, dy, n, len, 1, 1);
+  g_autoptr (NclTensor) tdx = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *label = g_strdup_printf ("l2norm backward (%d, %d) x%g",
+      n, len, scale);
+
+  ncl_l2norm_backward_ref (x, dy, n, len, 1e-3f, want);
+  NCL_CHECK (ncl_l2norm_backward (ctx, tx, tdy, 1e-3f, tdx, &error));
+  NCL_CHECK_NO_ERROR (error);
+  got = ncl_test_download (tdx);
+  compare (label, got, want, nx, 1e-5f);
+}
+
+static void
+dev_pad (gint n, gint c, gint h, gint w, gint scale, gint top, gint bottom,
+    gint left, gint right, NclPadMode mode)
+{
+  NclPadding pad = { top, bottom, left, right, mode };
+  gint oh = h * scale + top + bottom, ow = w * scale + left + right;
+  gsize nx = (gsize) n * c * h * w, nout = (gsize) n * c * oh * ow;
+  g_autofree gfloat *dy = random_array (nout, -1.0f, 1.0f);
+  g_autofree gfloat *want = g_new (gfloat, nx);
+  g_autofree gfloat *got = NULL;
+  g_autoptr (NclTensor) tdy = ncl_test_tensor (ctx, dy, n, c, oh, ow);
+  g_autoptr (NclTensor) tdx = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *label = g_strdup_printf ("pad backward (%d,%d,%d,%d) x%d "
+      "%d/%d/%d/%d mode %d", n, c, h, w, scale, top, bottom, left, right,
+      mode);
+
+  ncl_pad_backward_ref (dy, n, c, h, w, scale, &pad, want);
+  NCL_CHECK (ncl_pad_backward (ctx, tdy, scale, &pad, tdx, &error));
+  NCL_CHECK_NO_ERROR (error);
+  NCL_CHECK (tdx->n == n && tdx->c == c && tdx->h == h && tdx->w == w);
+  got = ncl_test_download (tdx);
+  compare (label, got, want, nx, 1e-6f);
+}
+
+static void
+dev_pool (NclPoolType type, gint n, gint c, gint h, gint w, gint k, gint s,
+    gint pad)
+{
+  NclPoolParams p = { type, k, k, s, s, {pad, pad, pad, pad, NCL_PAD_ZERO} };
+  gint oh, ow;
+  gsize nx = (gsize) n * c * h * w, nout;
+  g_autofree gfloat *x = random_array (nx, -1.0f, 1.0f);
+  g_autofree gfloat *dy = NULL;
+  g_autofree gfloat *want = g_new (gfloat, nx);
+  g_autofree gfloat *got = NULL;
+  g_autoptr (NclTensor) tx = NULL;
+  g_autoptr (NclTensor) tdy = NULL;
+  g_autoptr (NclTensor) tdx = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *label = g_strdup_printf ("%s pool backward (%d,%d,%d,%d) "
+      "k%d s%d pad %d", type == NCL_POOL_MAX ? "max" : "avg", n, c, h, w, k,
+      s, pad);
+
+  ncl_pool_out_size (&p, h, w, &oh, &ow);
+  nout = (gsize) n * c * oh * ow;
+  dy = random_array (nout, -1.0f, 1.0f);
+  /* a few ties: the first maximum must win on both sides */
+  for (gsize i = 0; i + 1 < nx; i += 11)
+    x[i + 1] = x[i];
+  ncl_pool_backward_ref (&p, x, n, c, h, w, dy, want);
+  tx = ncl_test_tensor (ctx, x, n, c, h, w);
+  tdy = ncl_test_tensor (ctx, dy, n, c, oh, ow);
+  NCL_CHECK (ncl_pool_backward (ctx, &p, tx, tdy, tdx, &error));
+  NCL_CHECK_NO_ERROR (error);
+  got = ncl_test_download (tdx);
+  compare (label, got, want, nx, 1e-6f);
+  g_free (got);
+
+  /* global average pool of the same input */
+  ncl_global_avgpool_backward_ref (dy, n, c, h * w, want);
+  g_clear_pointer (&tdy, ncl_tensor_free);
+  tdy = ncl_test_tensor (ctx, dy, n, c, 1, 1);
+  NCL_CHECK (ncl_global_avgpool_backward (ctx, tdy, tx, &error));
+  NCL_CHECK_NO_ERROR (error);
+  got = ncl_test_download (tx);
+  compare ("  global avgpool backward", got, want, nx, 1e-6f);
+}
+
+static void
+dev_fc (gint n, gint c, gint hw, gint out_f)
+{
+  gint in_f = c * hw;
+  g_autofree gfloat *x = random_array ((gsize) n * in_f, -1.0f, 1.0f);
+  g_autofree gfloat *wt = random_array ((gsize) out_f * in_f, -1.0f, 1.0f);
+  g_autofree gfloat *dy = random_array ((gsize) n * out_f, -1.0f, 1.0f);
+  g_autofree gfloat *dx = g_new (gfloat, (gsize) n * in_f);
+  g_autofree gfloat *dw = random_array ((gsize) out_f * in_f, -1.0f, 1.0f);
+  g_autofree gfloat *db = random_array (out_f, -1.0f, 1.0f);
+  g_autofree gfloat *got = NULL;
+  g_autofree gchar *label = g_strdup_printf ("fc backward n%d %d->%d", n,
+      in_f, out_f);
+  g_autoptr (NclTensor) tx = ncl_test_tensor (ctx, x, n, c, 1, hw);
+  g_autoptr (NclTensor) tdy = ncl_test_tensor (ctx, dy, n, out_f, 1, 1);
+  g_autoptr (NclTensor) tdx = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+  g_autoptr (GError) error = NULL;
+  cl_mem bw = device_buffer (wt, (gsize) out_f * in_f);
+  cl_mem bdw = device_buffer (dw, (gsize) out_f * in_f);
+  cl_mem bdb = device_buffer (db, out_f);
+
+  ncl_fc_backward_ref (x, n, in_f, out_f, wt, dy, dx, dw, db);
+  NCL_CHECK (ncl_fc_backward (ctx, tx, bw, out_f, tdy, tdx, bdw, bdb,
+          &error));
+  NCL_CHECK_NO_ERROR (error);
+  NCL_CHECK (tdx->c == c && tdx->w == hw);
+  got = ncl_test_download (tdx);
+  compare (label, got, dx, (gsize) n * in_f, 1e-5f);
+  g_free (got);
+  got = download_buffer (bdw, (gsize) out_f * in_f);
+  compare ("  dw", got, dw, (gsize) out_f * in_f, 1e-5f);
+  g_free (got);
+  got = download_buffer (bdb, out_f);
+  compare ("  db", got, db, out_f, 1e-5f);
+  clReleaseMemObject (bdb);
+  clReleaseMemObject (bdw);
+  clReleaseMemObject (bw);
+}
+
+static void
+device_tests (void)
+{
+  NclPadding none = { 0, 0, 0, 0, NCL_PAD_ZERO };
+  NclPadding z1 = { 1, 1, 1, 1, NCL_PAD_ZERO };
+  NclPadding r1 = { 1, 1, 1, 1, NCL_PAD_REFLECT };
+  NclPadding e1 = { 2, 1, 0, 1, NCL_PAD_EDGE };
+  NclPadding r4 = { 4, 4, 4, 4, NCL_PAD_REFLECT };
+  NclPadding z4 = { 4, 4, 4, 4, NCL_PAD_ZERO };
+  NclPadding z2 = { 2, 1, 0, 1, NCL_PAD_ZERO };
+
+  dev_conv (2, 16, 16, 19, 23, 3, 3, 1, 1, 1, 1, r1);
+  dev_conv (1, 32, 24, 17, 35, 3, 3, 2, 2, 1, 1, z1);
+  dev_conv (1, 3, 8, 21, 20, 9, 9, 1, 1, 1, 1, r4);
+  dev_conv (2, 8, 3, 18, 17, 9, 9, 1, 1, 1, 1, z4);
+  dev_conv (1, 16, 32, 9, 9, 1, 1, 1, 1, 1, 1, none);
+  dev_conv (1, 12, 12, 13, 11, 3, 3, 2, 2, 12, 1, z1);
+  dev_conv (2, 8, 16, 10, 12, 3, 3, 1, 1, 4, 1, z1);
+  dev_conv (1, 5, 7, 15, 40, 3, 3, 1, 1, 1, 1, none);
+  dev_conv (1, 6, 4, 11, 13, 3, 3, 2, 1, 1, 1, z2);
+  dev_conv (1, 6, 5, 12, 11, 3, 3, 1, 2, 1, 1, e1);
+  dev_conv (1, 4, 6, 14, 13, 3, 3, 1, 1, 1, 2, z2);
+  dev_conv (1, 4, 4, 10, 11, 3, 3, 3, 3, 1, 1, none);
+  dev_conv (1, 7, 9, 16, 33, 2, 2, 2, 2, 1, 1, none);
+  dev_conv (3, 32, 32, 40, 33, 3, 3, 1, 1, 1, 1, r1);
+  dev_conv (1, 64, 64, 32, 48, 3, 3, 1, 1, 1, 1, z1);
+
+  dev_instnorm (2, 3, 7, 9, TRUE, FALSE, NCL_ACT_NONE, FALSE);
+  dev_instnorm (1, 16, 32, 32, TRUE, TRUE, NCL_ACT_RELU, FALSE);
+  dev_instnorm (2, 5, 1, 17, FALSE, TRUE, NCL_ACT_NONE, TRUE);
+  dev_instnorm (1, 4, 13, 11, TRUE, FALSE, NCL_ACT_TANH, TRUE);
+  dev_instnorm (2, 3, 16, 16, TRUE, TRUE, NCL_ACT_LEAKY_RELU, FALSE);
+
+  for (NclActivation act = NCL_ACT_NONE; act <= NCL_ACT_RELU6; act++) {
+    dev_elementwise (1000, act);
+    dev_elementwise (37, act);
+  }
+  dev_channels (2, 3, 5, 37);
+  dev_channels (1, 16, 8, 64);
+  dev_l2norm (3, 37, 1.0f);
+  dev_l2norm (4, 128, 1e-5f);
+
+  dev_pad (1, 2, 5, 6, 1, 1, 1, 1, 1, NCL_PAD_REFLECT);
+  dev_pad (2, 3, 17, 19, 1, 4, 4, 4, 4, NCL_PAD_REFLECT);
+  dev_pad (2, 1, 4, 3, 1, 4, 2, 5, 3, NCL_PAD_REFLECT);
+  dev_pad (1, 2, 5, 4, 1, 2, 1, 0, 3, NCL_PAD_EDGE);
+  dev_pad (1, 2, 9, 13, 2, 0, 0, 0, 0, NCL_PAD_ZERO);
+  dev_pad (1, 3, 9, 13, 2, 1, 1, 1, 1, NCL_PAD_REFLECT);
+  dev_pad (1, 2, 7, 6, 1, -1, -2, 2, -1, NCL_PAD_ZERO);
+  dev_pad (1, 2, 7, 6, 2, -3, 0, -1, -4, NCL_PAD_EDGE);
+
+  dev_pool (NCL_POOL_MAX, 2, 3, 16, 16, 2, 2, 0);
+  dev_pool (NCL_POOL_MAX, 1, 3, 17, 19, 3, 2, 1);
+  dev_pool (NCL_POOL_AVG, 1, 2, 7, 5, 3, 2, 1);
+  dev_pool (NCL_POOL_AVG, 2, 4, 9, 9, 2, 1, 0);
+
+  dev_fc (3, 37, 1, 10);
+  dev_fc (5, 4, 16, 17);
+  dev_fc (1, 8, 49, 128);
+}
+
 int
 main (int argc, char **argv)
 {
-  g_random_set_seed (g_getenv ("NCL_SEED") ? atoi (g_getenv ("NCL_SEED")) : 1234);
+  g_autoptr (GError) error = NULL;
+
+  /* NCL_SEED=n varies the random shapes' contents */
+  g_random_set_seed (g_getenv ("NCL_SEED") ? atoi (g_getenv ("NCL_SEED"))
+      : 1234);
+
   finite_difference_tests ();
+  ctx = ncl_context_new (NULL, &error);
+  if (ctx == NULL) {
+    g_print ("no device: %s\n", error->message);
+    if (ncl_test_failures == 0 && g_error_matches (error, NCL_ERROR,
+            NCL_ERROR_NO_DEVICE))
+      return NCL_TEST_SKIP;
+    return 1;
+  }
+  device_tests ();
+  ncl_context_unref (ctx);
   return ncl_test_finish ();
 }
