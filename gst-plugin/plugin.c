@@ -23,11 +23,20 @@
 #include <gst/gst.h>
 
 #include "gststyletransfer.h"
+#ifdef HAVE_FACERECOGNIZE
+#include "gstfacerecognize.h"
+#endif
 
 static gboolean
 plugin_init (GstPlugin * plugin)
 {
-  return GST_ELEMENT_REGISTER (styletransfer, plugin);
+  gboolean ret = FALSE;
+
+  ret |= GST_ELEMENT_REGISTER (styletransfer, plugin);
+#ifdef HAVE_FACERECOGNIZE
+  ret |= GST_ELEMENT_REGISTER (facerecognize, plugin);
+#endif
+  return ret;
 }
 
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR,
