@@ -32,7 +32,10 @@
  *   STRIDE_W   conv2d_direct horizontal stride, 1 or 2 (default 1).
  *   WCO        conv2d_wino4 output channels per GEMM tile (default 16).
  *   WTV        conv2d_wino4 16-tile vectors per work-item (default 1).
- *   WINO_CIN   conv2d_wino4 input channels (sizes its __local buffer).
+ *   WINO_CIN   conv2d_wino4 input channels at most (sizes its __local
+ *              buffer).
+ *   CONV_UNALIGNED  defined: unaligned float16 loads by pointer cast
+ *              (clang, CPU devices); otherwise vload16.
  */
 
 #ifndef COT
@@ -52,12 +55,15 @@
 #endif
 
 /* Unaligned vector loads: PoCL's vload16 is assembled from 8-byte pieces and
- * permutes; a float16 type with 4-byte alignment gives one unaligned load. */
-#ifdef __clang__
+ * permutes; a float16 type with 4-byte alignment gives one unaligned load.
+ * The host sets CONV_UNALIGNED on CPU devices only. */
+#if defined(__clang__) && defined(CONV_UNALIGNED)
 typedef float16 __attribute__ ((aligned (4))) conv_float16_u;
 #define CONV_LOAD16(p) (*(__global const conv_float16_u *) (p))
+#define CONV_LOADP16(p) (*(const conv_float16_u *) (p))
 #else
 #define CONV_LOAD16(p) vload16 (0, (p))
+#define CONV_LOADP16(p) vload16 (0, (p))
 #endif
 
 #define PAD_ZERO 0
@@ -219,18 +225,12 @@ conv_load_px (__global const float *p)
 inline float16
 conv_load_px_private (const float *p)
 {
-#ifdef __clang__
-#define CONV_LOADP16(q) (*(const conv_float16_u *) (q))
-#else
-#define CONV_LOADP16(q) vload16 (0, (q))
-#endif
 #if STRIDE_W == 1
   return CONV_LOADP16 (p);
 #else
   return shuffle2 (CONV_LOADP16 (p), CONV_LOADP16 (p + 16), (uint16) (0, 2,
           4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
 #endif
-#undef CONV_LOADP16
 }
 
 /* global: (cout_padded / CO_TILE, ceil (ow / (16 * PXV)), n * oh);

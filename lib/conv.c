@@ -54,10 +54,21 @@ static const gchar *const kernel_names[CONV_N_VARIANTS] = {
 #define WINO_CO_TILE 8
 #define WINO_TILE_VECTORS 1
 
+/* The __local buffer is sized for cin rounded up to this, so that layers
+ * with similar channel counts share one program. */
+#define WINO_CIN_STEP 8
+
+static gint
+wino_cin_capacity (gint cin)
+{
+  return (cin + WINO_CIN_STEP - 1) / WINO_CIN_STEP * WINO_CIN_STEP;
+}
+
 static gsize
 wino_local_bytes (gint cin)
 {
-  return (gsize) 36 * 64 * WINO_TILE_VECTORS * (cin + WINO_CO_TILE);
+  return (gsize) 36 * 64 * WINO_TILE_VECTORS * (wino_cin_capacity (cin)
+      + WINO_CO_TILE);
 }
 
 struct _NclConv
@@ -288,6 +299,8 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
   g_autofree gfloat *packed = NULL;
   g_autofree gfloat *bias = NULL;
   const gfloat *wsrc;
+  const gchar *unaligned =
+      ncl_context_is_cpu (ctx) ? " -DCONV_UNALIGNED" : "";
   gsize wlen = (gsize) p->cout * (p->cin / MAX (p->groups, 1)) * p->kh
       * p->kw;
 
@@ -330,7 +343,8 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
       wsrc = packed;
       wlen = (gsize) conv->cout_padded * p->cin * p->kh * p->kw;
       conv->options = g_strdup_printf ("-DCO_TILE=%d -DPXV=%d -DKW=%d "
-          "-DSTRIDE_W=%d", conv->co_tile, conv->pxv, p->kw, p->stride_w);
+          "-DSTRIDE_W=%d%s", conv->co_tile, conv->pxv, p->kw, p->stride_w,
+          unaligned);
       break;
     case CONV_WINO4:
       conv->co_tile = WINO_CO_TILE;
@@ -340,14 +354,14 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
       packed = pack_wino4 (p, conv->co_tile, conv->cout_padded);
       wsrc = packed;
       wlen = (gsize) conv->cout_padded * 36 * p->cin;
-      conv->options = g_strdup_printf ("-DWCO=%d -DWTV=%d -DWINO_CIN=%d",
-          conv->co_tile, conv->pxv, p->cin);
+      conv->options = g_strdup_printf ("-DWCO=%d -DWTV=%d -DWINO_CIN=%d%s",
+          conv->co_tile, conv->pxv, wino_cin_capacity (p->cin), unaligned);
       break;
     default:
       conv->cout_padded = p->cout;
       wsrc = p->weight;
-      conv->options = g_strdup_printf ("-DCOT=%d",
-          MIN (4, p->cout / p->groups));
+      conv->options = g_strdup_printf ("-DCOT=%d%s",
+          MIN (4, p->cout / p->groups), unaligned);
       break;
   }
 
