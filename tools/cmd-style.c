@@ -677,12 +677,20 @@ style_apply (gint argc, gchar ** argv)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
+/* cmd-style-train.c */
+gint ncl_cli_style_train (gint argc, gchar ** argv);
+gint ncl_cli_style_optimize (gint argc, gchar ** argv);
+
 static const NclCliCommand style_actions[] = {
   {"list", "List the bundled styles: name, architecture, origin",
       style_list},
   {"apply", "Stylise an image or a video file", style_apply},
   {"tensor", "Run a style network alone on a safetensors tensor",
       style_tensor},
+  {"train", "Train a style network on a painting and a photo directory",
+      ncl_cli_style_train},
+  {"optimize", "Stylise one image by optimising its pixels (Gatys)",
+      ncl_cli_style_optimize},
   {NULL, NULL, NULL},
 };
 

@@ -196,6 +196,119 @@ gboolean ncl_style_loss_evaluate (NclStyleLoss * l, const NclTensor * gen,
 gboolean ncl_style_loss_measure (NclStyleLoss * l, const NclTensor * img,
     gdouble * value, GError ** error);
 
+/* ---- fast style training (Johnson et al.) ------------------------------- */
+
+typedef struct
+{
+  gchar *style;                 /* the painting */
+  gchar *content;               /* directory of training photos (recursive) */
+  gchar *output;                /* model graph path (.yaml); weights beside */
+  gchar *name;                  /* model name; default: output's basename */
+  gchar *preset;                /* "johnson" (32/64/128, 5 residual blocks),
+                                 * "small" (16/32/64, 3 blocks) */
+  gint image_size;              /* square training crops, 256 */
+  gint style_size;              /* longest side of the style image, 512;
+                                 * 0 = as is */
+  gdouble crop_scale;           /* photos are scaled so the short side is
+                                 * image_size x U(1, crop_scale), 1.5 */
+  gint batch_size;              /* 4 */
+  gint iterations;              /* 2000 */
+  gdouble learning_rate;        /* 1e-3 */
+  gint seed;                    /* 1 */
+  gint checkpoint_every;        /* iterations, 100 */
+  gchar *checkpoint_dir;        /* default: OUTPUT without .yaml + ".train" */
+  gboolean resume;              /* continue from checkpoint_dir */
+  gchar **samples;              /* sample images for the grid; "synthetic"
+                                 * is a generated test card */
+  gint sample_size;             /* longest side of samples, 256 */
+  gchar *loss_network;          /* NULL: ncl_style_loss_default_network() */
+  gchar *device;
+  NclStyleLossSettings loss;
+} NclStyleTrainSettings;
+
+void ncl_style_train_settings_init (NclStyleTrainSettings * s);
+void ncl_style_train_settings_clear (NclStyleTrainSettings * s);
+/* Reads a training YAML over @s (see config/style-train.yaml); relative
+ * paths resolve against the file's directory. */
+gboolean ncl_style_train_settings_load (NclStyleTrainSettings * s,
+    const gchar * path, GError ** error);
+/* The settings as YAML that _load() reads back (transfer full). */
+gchar *ncl_style_train_settings_to_yaml (const NclStyleTrainSettings * s);
+
+typedef struct
+{
+  gint iteration;               /* done so far */
+  gint iterations;
+  gint start_iteration;         /* where this run started (resume) */
+  gdouble elapsed_s;            /* this run */
+  gdouble images_per_s;         /* recent */
+  gdouble eta_s;
+  NclStyleLossValues loss;      /* of the last batch */
+  const gchar *message;         /* a line to print (checkpoint...), or NULL */
+} NclStyleTrainProgress;
+
+/* Called after every iteration and with each message; returning FALSE
+ * stops training after writing a checkpoint. */
+typedef gboolean (*NclStyleTrainCallback) (const NclStyleTrainProgress * p,
+    gpointer user_data);
+
+gboolean ncl_style_train (const NclStyleTrainSettings * s,
+    NclStyleTrainCallback callback, gpointer user_data, GError ** error);
+
+/* A TransformerNet of @preset with PyTorch's default initialisation
+ * (uniform +-1/sqrt(fan_in) weights and biases, unit norm scales) written
+ * to @path as a .safetensors checkpoint. */
+gboolean ncl_style_write_initial_net (const gchar * preset, guint32 seed,
+    const gchar * path, GError ** error);
+
+/* ---- pixel optimisation (Gatys et al.) ---------------------------------- */
+
+typedef struct
+{
+  gchar *content;               /* image */
+  gchar *style;                 /* painting */
+  gchar *output;                /* PNG */
+  gint size;                    /* longest side of the result, 384 */
+  gint style_size;              /* longest side of the style image, 512 */
+  gint iterations;              /* 300 */
+  gchar *optimizer;             /* "adam" or "lbfgs" */
+  gdouble learning_rate;        /* Adam step in pixel units, 2 */
+  gchar *init;                  /* "content" or "noise" */
+  gint seed;
+  gchar *loss_network;
+  gchar *device;
+  NclStyleLossSettings loss;
+} NclGatysSettings;
+
+void ncl_gatys_settings_init (NclGatysSettings * s);
+void ncl_gatys_settings_clear (NclGatysSettings * s);
+
+typedef struct
+{
+  gint iteration, iterations;
+  gdouble elapsed_s, eta_s;
+  NclStyleLossValues loss;
+} NclGatysProgress;
+
+typedef gboolean (*NclGatysCallback) (const NclGatysProgress * p,
+    gpointer user_data);
+
+/* Optimises the pixels of the output image; @ratio (nullable) receives
+ * the style-loss ratio result / content (ncl_style_loss_measure). */
+gboolean ncl_gatys_run (const NclGatysSettings * s, NclGatysCallback cb,
+    gpointer user_data, gdouble * ratio, GError ** error);
+
+/* ---- plots (lib/plot.c) -------------------------------------------------- */
+
+/* A loss-curve PNG: @n_series curves of @n points over @x, log y axis. */
+gboolean ncl_plot_curves (const gchar * path, const gchar * title,
+    const gdouble * x, guint n, guint n_series, const gchar * const *names,
+    const gdouble * const *ys, GError ** error);
+/* A PNG grid of RGB images, row-major (@rows x @cols cells, NULL cells are
+ * left grey), each cell scaled to fit @cell x @cell. */
+gboolean ncl_plot_image_grid (const gchar * path, NclImage * const *cells,
+    gint rows, gint cols, gint cell, GError ** error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NclTrainGraph, ncl_train_graph_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NclStyleLoss, ncl_style_loss_free)
 
