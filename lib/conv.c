@@ -306,13 +306,20 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
 
   if (p->cin <= 0 || p->cout <= 0 || p->kh <= 0 || p->kw <= 0
       || p->stride_h <= 0 || p->stride_w <= 0 || p->groups <= 0
-      || p->cin % p->groups != 0 || p->cout % p->groups != 0
       || p->pad.top < 0 || p->pad.bottom < 0 || p->pad.left < 0
       || p->pad.right < 0 || p->weight == NULL) {
     g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
         "conv: invalid parameters (cin %d, cout %d, kernel %dx%d, stride "
-        "%dx%d, groups %d)", p->cin, p->cout, p->kh, p->kw, p->stride_h,
-        p->stride_w, p->groups);
+        "%dx%d, groups %d, padding %d/%d/%d/%d%s)", p->cin, p->cout, p->kh,
+        p->kw, p->stride_h, p->stride_w, p->groups, p->pad.top,
+        p->pad.bottom, p->pad.left, p->pad.right,
+        p->weight == NULL ? ", no weights" : "");
+    return NULL;
+  }
+  if (p->cin % p->groups != 0 || p->cout % p->groups != 0) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "conv: %d input and %d output channels do not split into %d groups",
+        p->cin, p->cout, p->groups);
     return NULL;
   }
 
@@ -480,6 +487,8 @@ ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
   }
   if (!ncl_tensor_reshape (out, in->n, p->cout, oh, ow, error))
     return FALSE;
+  if (in->n == 0)
+    return TRUE;
 
   if (p->pad.top || p->pad.bottom || p->pad.left || p->pad.right) {
     if (!conv_pad (conv, in, error))
