@@ -28,6 +28,7 @@ gint ncl_cli_devices (gint argc, gchar ** argv);
 gint ncl_cli_style (gint argc, gchar ** argv);
 gint ncl_cli_bench (gint argc, gchar ** argv);
 gint ncl_cli_models (gint argc, gchar ** argv);
+gint ncl_cli_faces (gint argc, gchar ** argv);
 
 /* Prints "neuralcl: MESSAGE" on one line (newlines in MESSAGE become
  * spaces) and returns NCL_CLI_EXIT_FAILURE. */

@@ -20,6 +20,8 @@ static const NclCliCommand subcommands[] = {
   {"bench", "Time a model layer by layer on random input", ncl_cli_bench},
   {"models", "List bundled models with their paths and fingerprints",
       ncl_cli_models},
+  {"faces", "Faces: detect, describe, verify, identify, evaluate",
+      ncl_cli_faces},
   {NULL, NULL, NULL},
 };
 
