@@ -17,6 +17,9 @@
  *   pad_bwd_row     one work-item per input row: gathers the output rows
  *                   that read it, scatter-adds their pixels along the row
  *                   (race-free: a row belongs to one work-item).
+ *   pad_fwd_row     the pad layer's forward for scale 1 (the scratch copies
+ *                   of the conv backward), one work-item per output row,
+ *                   the interior copied 16 values at a time.
  * Instance norm (+ residual, + activation):
  *   instnorm_bwd_plane   one work-item per (n, c) plane: mean, variance,
  *                        the two sums, then din / dresidual; the sums go
@@ -34,7 +37,8 @@
  *   conv_bwd_pack_w        (cout, cin, kh, KW) -> [cin / CI_TILE][cout][kh]
  *                          [KW][CI_TILE], zero-filled past cin.
  *   conv_bwd_data_direct   register tile: CI_TILE input channels x 16 * SW
- *                          input pixels of one row (SW phases of 16 lanes).
+ *                          * PXV input pixels of one row (SW phases of
+ *                          PXV vectors).
  *   conv_bwd_data_generic  one work-item per input pixel.
  *   conv_bwd_weights       register tile over a chunk of output rows.
  *   conv_bwd_reduce        dW += sum of the chunks' partial results.
@@ -46,6 +50,7 @@
  *   KW       conv kernel width, compile-time (3)
  *   SW       horizontal stride of the direct kernels, 1 or 2 (1)
  *   PLM      left padding modulo SW (0)
+ *   PXV      conv_bwd_data_direct: 16-pixel vectors per phase (1)
  *   CO_T     conv_bwd_weights: output channels per work-item (4)
  *   CI_T     conv_bwd_weights: input channels per work-item (2)
  */
@@ -62,6 +67,9 @@
 #ifndef PLM
 #define PLM 0
 #endif
+#ifndef PXV
+#define PXV 1
+#endif
 #ifndef CO_T
 #define CO_T 4
 #endif
@@ -77,8 +85,10 @@
 #ifdef __clang__
 typedef float16 __attribute__ ((aligned (4))) bwd_float16_u;
 #define BWD_LOAD16(p) (*(__global const bwd_float16_u *) (p))
+#define BWD_STORE16(v, p) (*(__global bwd_float16_u *) (p) = (v))
 #else
 #define BWD_LOAD16(p) vload16 (0, (p))
+#define BWD_STORE16(v, p) vstore16 ((v), 0, (p))
 #endif
 
 inline float
@@ -289,7 +299,38 @@ bwd_pad_map (int i, int size, int mode)
   }
 }
 
-/* din (planes, h, w) from dout (planes, oh, ow); global (h, planes). */
+/* Adds output row @s (ow values) into input row @d (w values). */
+inline void
+pad_bwd_add_row (__global const float *s, __global float *d, const int w,
+    const int ow, const int left, const int scale, const int mode)
+{
+  /* output columns [x0, x1) read the unpadded, upsampled row */
+  int x0 = clamp (left, 0, ow), x1 = clamp (left + w * scale, 0, ow);
+
+  if (scale == 1) {
+    for (int x = x0; x < x1; x++)
+      d[x - left] += s[x];
+  } else {
+    for (int x = x0; x < x1; x++)
+      d[(x - left) / scale] += s[x];
+  }
+  for (int x = 0; x < x0; x++) {
+    int sx = bwd_pad_map (x - left, w * scale, mode);
+
+    if (sx >= 0)
+      d[sx / scale] += s[x];
+  }
+  for (int x = x1; x < ow; x++) {
+    int sx = bwd_pad_map (x - left, w * scale, mode);
+
+    if (sx >= 0)
+      d[sx / scale] += s[x];
+  }
+}
+
+/* din (planes, h, w) from dout (planes, oh, ow); global (h, planes).  The
+ * output rows that read input row iy: the scale rows of its copy, then any
+ * padding row that maps to it, in increasing order. */
 __kernel void
 pad_bwd_row (__global const float *dout, __global float *din,
     const int planes, const int h, const int w, const int oh, const int ow,
@@ -302,37 +343,70 @@ pad_bwd_row (__global const float *dout, __global float *din,
     return;
   {
     __global float *d = din + ((size_t) p * h + iy) * w;
-    /* output columns [x0, x1) read the unpadded, upsampled row */
-    int x0 = clamp (left, 0, ow), x1 = clamp (left + w * scale, 0, ow);
+    __global const float *plane = dout + (size_t) p * oh * ow;
+    int y0 = clamp (top, 0, oh), y1 = clamp (top + h * scale, 0, oh);
 
     for (int ix = 0; ix < w; ix++)
       d[ix] = 0.0f;
-    for (int y = 0; y < oh; y++) {
-      int sy = bwd_pad_map (y - top, h * scale, mode);
-      __global const float *s;
+    for (int y = 0; y < y0; y++)
+      if (bwd_pad_map (y - top, h * scale, mode) / scale == iy
+          && bwd_pad_map (y - top, h * scale, mode) >= 0)
+        pad_bwd_add_row (plane + (size_t) y * ow, d, w, ow, left, scale,
+            mode);
+    for (int j = 0; j < scale; j++) {
+      int y = top + iy * scale + j;
 
-      if (sy < 0 || sy / scale != iy)
-        continue;
-      s = dout + ((size_t) p * oh + y) * ow;
-      if (scale == 1) {
-        for (int x = x0; x < x1; x++)
-          d[x - left] += s[x];
-      } else {
-        for (int x = x0; x < x1; x++)
-          d[(x - left) / scale] += s[x];
-      }
-      for (int x = 0; x < x0; x++) {
-        int sx = bwd_pad_map (x - left, w * scale, mode);
+      if (y >= y0 && y < y1)
+        pad_bwd_add_row (plane + (size_t) y * ow, d, w, ow, left, scale,
+            mode);
+    }
+    for (int y = y1; y < oh; y++)
+      if (bwd_pad_map (y - top, h * scale, mode) / scale == iy
+          && bwd_pad_map (y - top, h * scale, mode) >= 0)
+        pad_bwd_add_row (plane + (size_t) y * ow, d, w, ow, left, scale,
+            mode);
+  }
+}
 
-        if (sx >= 0)
-          d[sx / scale] += s[x];
-      }
-      for (int x = x1; x < ow; x++) {
-        int sx = bwd_pad_map (x - left, w * scale, mode);
+/* out (planes, oh, ow) = in (planes, h, w) padded by (top, left, ...) with
+ * @mode (negative pads crop); global (oh, planes). */
+__kernel void
+pad_fwd_row (__global const float *in, __global float *out, const int planes,
+    const int h, const int w, const int oh, const int ow, const int top,
+    const int left, const int mode)
+{
+  const int y = get_global_id (0);
+  const int p = get_global_id (1);
 
-        if (sx >= 0)
-          d[sx / scale] += s[x];
-      }
+  if (y >= oh || p >= planes)
+    return;
+  {
+    __global float *d = out + ((size_t) p * oh + y) * ow;
+    int sy = bwd_pad_map (y - top, h, mode);
+    int x0 = clamp (left, 0, ow), x1 = clamp (left + w, 0, ow), x;
+    __global const float *s;
+
+    if (sy < 0) {
+      for (x = 0; x + 16 <= ow; x += 16)
+        BWD_STORE16 ((float16) (0.0f), d + x);
+      for (; x < ow; x++)
+        d[x] = 0.0f;
+      return;
+    }
+    s = in + ((size_t) p * h + sy) * w;
+    for (x = 0; x < x0; x++) {
+      int sx = bwd_pad_map (x - left, w, mode);
+
+      d[x] = sx < 0 ? 0.0f : s[sx];
+    }
+    for (x = x0; x + 16 <= x1; x += 16)
+      BWD_STORE16 (BWD_LOAD16 (s + x - left), d + x);
+    for (; x < x1; x++)
+      d[x] = s[x - left];
+    for (x = x1; x < ow; x++) {
+      int sx = bwd_pad_map (x - left, w, mode);
+
+      d[x] = sx < 0 ? 0.0f : s[sx];
     }
   }
 }
@@ -612,8 +686,9 @@ conv_bwd_pack_w (__global const float *w, __global float *wp, const int cin,
 /* dzp: dout zero-padded to (n, cout, hp, wpd), dout's (0, 0) at (mt, ml);
  * wp: conv_bwd_pack_w.  Input pixel ix = ix0 + SW * l + px of phase px
  * gets tap kx with (px + pl - kx) = 0 mod SW from dout column
- * ix0 / SW + l + (px + pl - kx) / SW: 16 consecutive columns per tap.
- * global: (cin_padded / CI_TILE, ceil (w / (16 * SW)), n * h) */
+ * ix0 / SW + l + (px + pl - kx) / SW: 16 consecutive columns per tap and
+ * vector, for lanes l of vector v at l + 16 v.
+ * global: (cin_padded / CI_TILE, ceil (w / (16 * SW * PXV)), n * h) */
 __kernel void
 conv_bwd_data_direct (__global const float *dzp, __global const float *wp,
     __global float *din, const int n, const int cin, const int h,
@@ -621,7 +696,7 @@ conv_bwd_data_direct (__global const float *dzp, __global const float *wp,
     const int pl, const int hp, const int wpd, const int mt, const int ml)
 {
   const int ct = get_global_id (0);
-  const int ix0 = get_global_id (1) * (16 * SW);
+  const int ix0 = get_global_id (1) * (16 * SW * PXV);
   const int zy = get_global_id (2);
 
   if (ct * CI_TILE >= cin || ix0 >= w || zy >= n * h)
@@ -632,10 +707,11 @@ conv_bwd_data_direct (__global const float *dzp, __global const float *wp,
     __global const float *wt = wp + (size_t) ct * cout * kh * KW * CI_TILE;
     __global const float *base = dzp + (size_t) b * cout * hp * wpd + ml
         + ix0 / SW;
-    float16 acc[CI_TILE * SW];
+    /* acc[(j * SW + px) * PXV + v] */
+    float16 acc[CI_TILE * SW * PXV];
 
 #pragma unroll
-    for (int j = 0; j < CI_TILE * SW; j++)
+    for (int j = 0; j < CI_TILE * SW * PXV; j++)
       acc[j] = (float16) (0.0f);
 
     for (int co = 0; co < cout; co++) {
@@ -650,12 +726,20 @@ conv_bwd_data_direct (__global const float *dzp, __global const float *wp,
 #pragma unroll
         for (int kx = 0; kx < KW; kx++) {
           const int px = (kx + SW * KW - PLM) % SW;
-          float16 x = BWD_LOAD16 (row + (px + pl - kx) / SW);
+          float16 x[PXV];
 
 #pragma unroll
-          for (int j = 0; j < CI_TILE; j++)
-            acc[j * SW + px] = fma ((float16) (wk[kx * CI_TILE + j]), x,
-                acc[j * SW + px]);
+          for (int v = 0; v < PXV; v++)
+            x[v] = BWD_LOAD16 (row + (px + pl - kx) / SW + 16 * v);
+#pragma unroll
+          for (int j = 0; j < CI_TILE; j++) {
+            float16 wj = (float16) (wk[kx * CI_TILE + j]);
+
+#pragma unroll
+            for (int v = 0; v < PXV; v++)
+              acc[(j * SW + px) * PXV + v] = fma (wj, x[v],
+                  acc[(j * SW + px) * PXV + v]);
+          }
         }
       }
     }
@@ -668,18 +752,26 @@ conv_bwd_data_direct (__global const float *dzp, __global const float *wp,
         __global float *op = din + (((size_t) b * cin + ci) * h + iy) * w
             + ix0;
 #if SW == 1
-        bwd_store16 (op, acc[j], w - ix0);
+#pragma unroll
+        for (int v = 0; v < PXV; v++)
+          if (w - ix0 > 16 * v)
+            bwd_store16 (op + 16 * v, acc[j * PXV + v], w - ix0 - 16 * v);
 #else
-        float16 q0 = shuffle2 (acc[j * 2], acc[j * 2 + 1],
-            (uint16) (0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7,
-                23));
-        float16 q1 = shuffle2 (acc[j * 2], acc[j * 2 + 1],
-            (uint16) (8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
-                15, 31));
+#pragma unroll
+        for (int v = 0; v < PXV; v++) {
+          /* interleave the two phases: pixels ix0 + 32 v + (0..31) */
+          float16 a0 = acc[(j * 2) * PXV + v], a1 = acc[(j * 2 + 1) * PXV + v];
+          float16 q0 = shuffle2 (a0, a1, (uint16) (0, 16, 1, 17, 2, 18, 3, 19,
+                  4, 20, 5, 21, 6, 22, 7, 23));
+          float16 q1 = shuffle2 (a0, a1, (uint16) (8, 24, 9, 25, 10, 26, 11,
+                  27, 12, 28, 13, 29, 14, 30, 15, 31));
+          int left = w - ix0 - 32 * v;
 
-        bwd_store16 (op, q0, w - ix0);
-        if (w - ix0 > 16)
-          bwd_store16 (op + 16, q1, w - ix0 - 16);
+          if (left > 0)
+            bwd_store16 (op + 32 * v, q0, left);
+          if (left > 16)
+            bwd_store16 (op + 32 * v + 16, q1, left - 16);
+        }
 #endif
       }
     }

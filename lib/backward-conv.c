@@ -125,27 +125,45 @@ ncl_conv2d_backward_ref (const NclConvParams * p, const gfloat * in, gint n,
 /* ---- device ------------------------------------------------------------- */
 
 static gboolean
-force_generic (void)
+forced (const gchar * variant)
 {
   const gchar *v = g_getenv ("NEURALCL_CONV_BWD_VARIANT");
 
-  return v != NULL && g_str_equal (v, "generic");
+  return v != NULL && g_str_equal (v, variant);
 }
 
 static gboolean
 direct_applies (const NclConvParams * p, gboolean weights)
 {
-  if (force_generic () || MAX (p->dilation, 1) != 1 || p->kw > 17
+  if (forced ("generic") || MAX (p->dilation, 1) != 1 || p->kw > 17
       || (p->stride_w != 1 && p->stride_w != 2))
     return FALSE;
   /* the data kernel tiles input channels across the whole cout */
   return weights || p->groups == 1;
 }
 
+/* The data gradient of a stride-1 conv is the forward conv of dout with
+ * flipped, transposed weights: worth it where the forward conv has
+ * Winograd (3x3, CPU devices, 16 <= channels; at most 256 output channels:
+ * beyond, the Winograd transforms cost more than they save). */
+static gboolean
+transposed_applies (NclContext * ctx, const NclConvParams * p)
+{
+  if (forced ("generic") || forced ("direct"))
+    return FALSE;
+  return p->groups == 1 && MAX (p->dilation, 1) == 1 && p->kh == 3
+      && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1
+      && p->pad.top <= 2 && p->pad.bottom <= 2 && p->pad.left <= 2
+      && p->pad.right <= 2 && p->cin >= 16 && p->cout >= 16
+      && p->cout <= 256 && ncl_context_is_cpu (ctx);
+}
+
 const gchar *
 ncl_conv2d_backward_variant (NclContext * ctx, const NclConvParams * p,
     gboolean weights)
 {
+  if (!weights && transposed_applies (ctx, p))
+    return "transposed";
   return direct_applies (p, weights) ? "direct" : "generic";
 }
 
@@ -191,15 +209,25 @@ check_shapes (const NclConvParams * p, gint n, gint c, gint h, gint w,
   return TRUE;
 }
 
-/* A read-write scratch buffer of @floats (+ slack); contents undefined. */
+/* A read-write scratch buffer of @floats, contents undefined, plus
+ * NCL_TENSOR_SLACK zeros. */
 static cl_mem
 scratch_buffer (NclContext * ctx, gsize floats, GError ** error)
 {
+  const gfloat zero = 0.0f;
   cl_int st;
   cl_mem buf = clCreateBuffer (ncl_context_get_cl_context (ctx),
       CL_MEM_READ_WRITE, (floats + NCL_TENSOR_SLACK) * sizeof (gfloat), NULL,
       &st);
 
+  /* vector kernels may over-read into the slack: keep it finite */
+  if (st == CL_SUCCESS) {
+    st = clEnqueueFillBuffer (ncl_context_get_queue (ctx), buf, &zero,
+        sizeof (zero), floats * sizeof (gfloat),
+        NCL_TENSOR_SLACK * sizeof (gfloat), 0, NULL, NULL);
+    if (st != CL_SUCCESS)
+      clReleaseMemObject (buf);
+  }
   if (st != CL_SUCCESS) {
     g_set_error (error, NCL_ERROR, NCL_ERROR_OPENCL,
         "conv backward: cannot allocate %" G_GSIZE_FORMAT " floats: %s",
@@ -209,14 +237,58 @@ scratch_buffer (NclContext * ctx, gsize floats, GError ** error)
   return buf;
 }
 
-/* Pads @in into a new tensor. */
+/* A new (n, c, h, w) tensor whose contents are undefined: no fill pass
+ * over memory that is about to be overwritten anyway. */
+static NclTensor *
+scratch_tensor (NclContext * ctx, gint n, gint c, gint h, gint w,
+    GError ** error)
+{
+  NclTensor *t;
+  cl_mem buf = scratch_buffer (ctx, (gsize) n * c * h * w, error);
+
+  if (buf == NULL)
+    return NULL;
+  t = g_new0 (NclTensor, 1);
+  t->ctx = ncl_context_ref (ctx);
+  t->buf = buf;
+  t->n = n;
+  t->c = c;
+  t->h = h;
+  t->w = w;
+  t->capacity = (gsize) n * c * h * w;
+  return t;
+}
+
+/* Pads @in (scale 1, negative pads crop) into a new tensor: the pad
+ * layer's forward, one row per work-item with vector copies. */
 static NclTensor *
 padded_copy (NclContext * ctx, const NclTensor * in, const NclPadding * pad,
     GError ** error)
 {
-  g_autoptr (NclTensor) t = ncl_tensor_new (ctx, 1, 1, 1, 1, error);
+  gint oh = in->h + pad->top + pad->bottom, ow = in->w + pad->left
+      + pad->right, planes = in->n * in->c, mode = pad->mode;
+  g_autoptr (NclTensor) t = NULL;
+  gsize global[2];
+  cl_kernel k;
+  gboolean ok;
 
-  if (t == NULL || !ncl_pad_forward (ctx, in, 1, pad, t, error))
+  k = ncl_context_get_kernel (ctx, "backward", "pad_fwd_row", NULL, error);
+  if (k == NULL)
+    return NULL;
+  t = scratch_tensor (ctx, in->n, in->c, oh, ow, error);
+  if (t == NULL)
+    return NULL;
+  global[0] = oh;
+  global[1] = planes;
+  ncl_context_lock (ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
+      sizeof (cl_mem), &t->buf, sizeof (gint), &planes, sizeof (gint),
+      &in->h, sizeof (gint), &in->w, sizeof (gint), &oh, sizeof (gint), &ow,
+      sizeof (gint), &pad->top, sizeof (gint), &pad->left, sizeof (gint),
+      &mode, 0)
+      && ncl_context_run (ctx, k, 2, global, NULL, error);
+  ncl_context_unlock (ctx);
+  if (!ok)
     return NULL;
   return g_steal_pointer (&t);
 }
@@ -268,7 +340,7 @@ data_direct (NclContext * ctx, const NclConvParams * p, cl_mem weight,
   gint sh = p->stride_h, sw = p->stride_w, kh = p->kh, kw = p->kw;
   gint cin = p->cin, cout = p->cout, n = dout->n;
   gint ht = target->h, wt = target->w;
-  gint ci_tile = sw == 1 ? 16 : 8;
+  gint ci_tile = sw == 1 ? 16 : 8, pxv = 1, span;
   gint cin_p, total, mt, ml, hp, wpd;
   g_autofree gchar *options = NULL;
   g_autoptr (NclTensor) dzp = NULL;
@@ -278,11 +350,15 @@ data_direct (NclContext * ctx, const NclConvParams * p, cl_mem weight,
   gsize global[3];
   gboolean ok;
 
-  while (ci_tile > 4 && ci_tile / 2 >= cin)
+  /* few input channels: fewer channels, more pixel vectors per tile */
+  while (ci_tile > 4 && ci_tile / 2 >= cin) {
     ci_tile /= 2;
+    pxv *= 2;
+  }
+  span = 16 * sw * pxv;
   cin_p = (cin + ci_tile - 1) / ci_tile * ci_tile;
-  options = g_strdup_printf ("-DCI_TILE=%d -DKW=%d -DSW=%d -DPLM=%d",
-      ci_tile, kw, sw, pl % sw);
+  options = g_strdup_printf ("-DCI_TILE=%d -DKW=%d -DSW=%d -DPLM=%d "
+      "-DPXV=%d", ci_tile, kw, sw, pl % sw, pxv);
   kpack = ncl_context_get_kernel (ctx, "backward", "conv_bwd_pack_w",
       options, error);
   if (kpack == NULL)
@@ -296,7 +372,7 @@ data_direct (NclContext * ctx, const NclConvParams * p, cl_mem weight,
   mt = kh - 1 - pt > 0 ? (kh - 1 - pt + sh - 1) / sh : 0;
   ml = kw - 1 - pl > 0 ? (kw - 1 - pl + sw - 1) / sw : 0;
   hp = mt + (ht - 1 + pt) / sh + 1;
-  wpd = ml + (wt + 16 * sw - 1) / (16 * sw) * 16 + (sw - 1 + pl) / sw;
+  wpd = ml + (wt + span - 1) / span * span / sw + (sw - 1 + pl) / sw;
   zp.top = mt;
   zp.bottom = hp - mt - dout->h;
   zp.left = ml;
@@ -315,7 +391,7 @@ data_direct (NclContext * ctx, const NclConvParams * p, cl_mem weight,
       ARG (cin), ARG (cout), ARG (kh), ARG (total), (gsize) 0);
 
   global[0] = cin_p / ci_tile;
-  global[1] = (wt + 16 * sw - 1) / (16 * sw);
+  global[1] = (wt + span - 1) / span;
   global[2] = (gsize) n * ht;
   ok = ok && run_locked (ctx, k, 3, global, error, ARG (dzp->buf), ARG (wp),
       ARG (target->buf), ARG (n), ARG (cin), ARG (ht), ARG (wt), ARG (cout),
@@ -349,6 +425,58 @@ data_generic (NclContext * ctx, const NclConvParams * p, cl_mem weight,
       (gsize) 0);
 }
 
+/* target (n, cin, ht, wt): the forward conv of dout, zero-padded by
+ * k - 1 - pad on each side, with w'[ci][co][ky][kx] =
+ * w[co][ci][kh - 1 - ky][kw - 1 - kx]. */
+static gboolean
+data_transposed (NclContext * ctx, const NclConvParams * p, cl_mem weight,
+    const NclTensor * dout, NclTensor * target, const NclPadding * pad,
+    GError ** error)
+{
+  gint kh = p->kh, kw = p->kw, cin = p->cin, cout = p->cout;
+  gsize nw = (gsize) cout * cin * kh * kw;
+  g_autofree gfloat *w = g_new (gfloat, nw);
+  g_autofree gfloat *wt = g_new (gfloat, nw);
+  g_autoptr (NclConv) conv = NULL;
+  NclConvParams q = { 0 };
+  cl_int st;
+
+  st = clEnqueueReadBuffer (ncl_context_get_queue (ctx), weight, CL_TRUE, 0,
+      nw * sizeof (gfloat), w, 0, NULL, NULL);
+  if (st != CL_SUCCESS) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_OPENCL,
+        "conv backward: cannot read the weights: %s",
+        ncl_cl_status_name (st));
+    return FALSE;
+  }
+  for (gint co = 0; co < cout; co++)
+    for (gint ci = 0; ci < cin; ci++)
+      for (gint ky = 0; ky < kh; ky++)
+        for (gint kx = 0; kx < kw; kx++)
+          wt[(((gsize) ci * cout + co) * kh + ky) * kw + kx] =
+              w[(((gsize) co * cin + ci) * kh + kh - 1 - ky) * kw + kw - 1
+              - kx];
+
+  q.cin = cout;
+  q.cout = cin;
+  q.kh = kh;
+  q.kw = kw;
+  q.stride_h = q.stride_w = 1;
+  q.dilation = 1;
+  q.groups = 1;
+  q.pad.top = kh - 1 - pad->top;
+  q.pad.bottom = kh - 1 - pad->bottom;
+  q.pad.left = kw - 1 - pad->left;
+  q.pad.right = kw - 1 - pad->right;
+  q.pad.mode = NCL_PAD_ZERO;
+  q.act = NCL_ACT_NONE;
+  q.weight = wt;
+  conv = ncl_conv_new (ctx, &q, error);
+  if (conv == NULL)
+    return FALSE;
+  return ncl_conv_forward (conv, dout, target, error);
+}
+
 gboolean
 ncl_conv2d_backward_data (NclContext * ctx, const NclConvParams * p,
     cl_mem weight, const NclTensor * dout, NclTensor * din, GError ** error)
@@ -357,6 +485,7 @@ ncl_conv2d_backward_data (NclContext * ctx, const NclConvParams * p,
   gboolean folded = pad->mode == NCL_PAD_ZERO
       || (pad->top == 0 && pad->bottom == 0 && pad->left == 0
       && pad->right == 0);
+  static const NclPadding no_pad = { 0, 0, 0, 0, NCL_PAD_ZERO };
   g_autoptr (NclTensor) scratch = NULL;
   NclTensor *target = din;
   gint pt = pad->top, pl = pad->left;
@@ -372,7 +501,7 @@ ncl_conv2d_backward_data (NclContext * ctx, const NclConvParams * p,
   }
   if (!folded) {
     /* the gradient of the padded input, folded back by the pad backward */
-    scratch = ncl_tensor_new (ctx, din->n, din->c,
+    scratch = scratch_tensor (ctx, din->n, din->c,
         din->h + pad->top + pad->bottom, din->w + pad->left + pad->right,
         error);
     if (scratch == NULL)
@@ -380,7 +509,10 @@ ncl_conv2d_backward_data (NclContext * ctx, const NclConvParams * p,
     target = scratch;
     pt = pl = 0;
   }
-  if (direct_applies (p, FALSE))
+  if (transposed_applies (ctx, p))
+    ok = data_transposed (ctx, p, weight, dout, target, folded ? pad
+        : &no_pad, error);
+  else if (direct_applies (p, FALSE))
     ok = data_direct (ctx, p, weight, dout, target, pt, pl, error);
   else
     ok = data_generic (ctx, p, weight, dout, target, pt, pl, error);

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 
 /* ---- finite differences ------------------------------------------------- */
@@ -655,7 +656,8 @@ dev_conv (gint n, gint cin, gint cout, gint h, gint w, gint kh, gint kw,
   g_autoptr (NclTensor) tdz = NULL;
   g_autoptr (NclTensor) tdx = NULL;
   g_autoptr (GError) error = NULL;
-  const gchar *variants[] = { NULL, "generic" };
+  const gchar *variants[] = { NULL, "direct", "generic" };
+  gboolean transposed;
 
   p.cin = cin;
   p.cout = cout;
@@ -678,15 +680,22 @@ dev_conv (gint n, gint cin, gint cout, gint h, gint w, gint kh, gint kw,
 
   tx = ncl_test_tensor (ctx, x, n, cin, h, w);
   tdz = ncl_test_tensor (ctx, dz, n, cout, oh, ow);
+  g_unsetenv ("NEURALCL_CONV_BWD_VARIANT");
+  transposed = g_str_equal (ncl_conv2d_backward_variant (ctx, &p, FALSE),
+      "transposed");
   for (guint v = 0; v < G_N_ELEMENTS (variants); v++) {
-    cl_mem bw = device_buffer (wt, nw);
-    cl_mem bdw = device_buffer (dw0, nw);
-    cl_mem bdb = device_buffer (db0, cout);
+    cl_mem bw, bdw, bdb;
     g_autofree gfloat *got_dx = NULL;
     g_autofree gfloat *got_dw = NULL;
     g_autofree gfloat *got_db = NULL;
     g_autofree gchar *label = NULL;
 
+    /* "direct" differs from the default only where that is "transposed" */
+    if (v == 1 && !transposed)
+      continue;
+    bw = device_buffer (wt, nw);
+    bdw = device_buffer (dw0, nw);
+    bdb = device_buffer (db0, cout);
     if (variants[v] != NULL)
       g_setenv ("NEURALCL_CONV_BWD_VARIANT", variants[v], TRUE);
     else
@@ -1035,6 +1044,9 @@ device_tests (void)
   dev_conv (1, 4, 4, 10, 11, 3, 3, 3, 3, 1, 1, none);
   dev_conv (1, 7, 9, 16, 33, 2, 2, 2, 2, 1, 1, none);
   dev_conv (3, 32, 32, 40, 33, 3, 3, 1, 1, 1, 1, r1);
+  dev_conv (1, 16, 24, 13, 37, 3, 3, 1, 1, 1, 1, z2);
+  dev_conv (2, 24, 16, 9, 10, 3, 3, 1, 1, 1, 1, none);
+  dev_conv (1, 16, 16, 11, 12, 3, 3, 1, 1, 1, 1, e1);
   dev_conv (1, 64, 64, 32, 48, 3, 3, 1, 1, 1, 1, z1);
 
   dev_instnorm (2, 3, 7, 9, TRUE, FALSE, NCL_ACT_NONE, FALSE);
@@ -1071,6 +1083,157 @@ device_tests (void)
   dev_fc (1, 8, 49, 128);
 }
 
+/* ---- benchmark (NCL_BENCH=1) -------------------------------------------- */
+
+/* CPU seconds of this process (all threads): steadier than wall time on a
+ * shared machine. */
+static gdouble
+cpu_seconds (void)
+{
+  struct rusage ru;
+
+  getrusage (RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec
+      + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Times the conv backwards (and, for scale, the forward) of one layer;
+ * returns the wall seconds of the backwards. */
+static gdouble
+bench_conv (const gchar * name, gint n, gint cin, gint cout, gint h, gint w,
+    gint k, gint s, NclPadMode mode, gboolean data, gboolean weights)
+{
+  NclConvParams p = { 0 };
+  gint oh, ow, pad = k / 2, reps = 3;
+  g_autoptr (NclTensor) tx = NULL;
+  g_autoptr (NclTensor) tdz = NULL;
+  g_autoptr (NclTensor) tdx = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree gfloat *wt = NULL;
+  gsize nw;
+  cl_mem bw, bdw, bdb;
+  gdouble flops, td = 0.0, tw = 0.0, cd = 0.0, cw = 0.0, tf = 0.0, cf = 0.0;
+  g_autoptr (NclConv) conv = NULL;
+  g_autoptr (NclTensor) ty = NULL;
+
+  p.cin = cin;
+  p.cout = cout;
+  p.kh = p.kw = k;
+  p.stride_h = p.stride_w = s;
+  p.groups = 1;
+  p.dilation = 1;
+  p.pad = (NclPadding) {
+  pad, pad, pad, pad, mode};
+  nw = (gsize) cout * cin * k * k;
+  wt = random_array (nw, -0.1f, 0.1f);
+  ncl_conv2d_out_size (&p, h, w, &oh, &ow);
+  tx = ncl_test_tensor (ctx, NULL, n, cin, h, w);
+  tdx = ncl_test_tensor (ctx, NULL, n, cin, h, w);
+  tdz = ncl_test_tensor (ctx, NULL, n, cout, oh, ow);
+  bw = device_buffer (wt, nw);
+  bdw = device_buffer (NULL, nw);
+  bdb = device_buffer (NULL, cout);
+  flops = 2.0 * n * cout * cin * k * k * oh * ow;
+
+  p.weight = wt;
+  conv = ncl_conv_new (ctx, &p, &error);
+  NCL_CHECK_NO_ERROR (error);
+  ty = ncl_test_tensor (ctx, NULL, n, cout, oh, ow);
+  for (gint r = 0; r <= reps; r++) {
+    gint64 t0, t1, t2;
+    gdouble c0, c1, c2;
+
+    c0 = cpu_seconds ();
+    t0 = g_get_monotonic_time ();
+    NCL_CHECK (ncl_conv_forward (conv, tx, ty, &error));
+    ncl_context_finish (ctx, NULL);
+    c1 = cpu_seconds ();
+    t1 = g_get_monotonic_time ();
+    tf += r > 0 ? (t1 - t0) / 1e6 / reps : 0.0;
+    cf += r > 0 ? (c1 - c0) / reps : 0.0;
+    t0 = t1;
+    c0 = c1;
+    if (data)
+      NCL_CHECK (ncl_conv2d_backward_data (ctx, &p, bw, tdz, tdx, &error));
+    ncl_context_finish (ctx, NULL);
+    t1 = g_get_monotonic_time ();
+    c1 = cpu_seconds ();
+    if (weights)
+      NCL_CHECK (ncl_conv2d_backward_weights (ctx, &p, tx, tdz, bdw, bdb,
+              &error));
+    ncl_context_finish (ctx, NULL);
+    t2 = g_get_monotonic_time ();
+    c2 = cpu_seconds ();
+    NCL_CHECK_NO_ERROR (error);
+    if (r > 0) {                /* the first run builds the kernels */
+      td += (t1 - t0) / 1e6 / reps;
+      tw += (t2 - t1) / 1e6 / reps;
+      cd += (c1 - c0) / reps;
+      cw += (c2 - c1) / reps;
+    }
+  }
+  /* GFLOP per CPU second: about half the two-core rate when idle */
+  g_print ("%-10s n%d %3d->%3d %3dx%3d k%d s%d | fwd %6.1f ms %5.1f | data "
+      "%6.1f ms %5.1f | weights %6.1f ms %5.1f GFLOP/cpu-s\n", name, n, cin,
+      cout, h, w, k, s, tf * 1e3, flops / cf / 1e9, td * 1e3,
+      data ? flops / cd / 1e9 : 0.0, tw * 1e3,
+      weights ? flops / cw / 1e9 : 0.0);
+  clReleaseMemObject (bdb);
+  clReleaseMemObject (bdw);
+  clReleaseMemObject (bw);
+  return td + tw;
+}
+
+static void
+bench (void)
+{
+  const gchar *only = g_getenv ("NCL_BENCH_ONLY");
+  gint n = g_getenv ("NCL_BENCH_N") ? atoi (g_getenv ("NCL_BENCH_N")) : 1;
+  gint size = g_getenv ("NCL_BENCH_SIZE") ? atoi (g_getenv ("NCL_BENCH_SIZE"))
+      : 256;
+  gdouble johnson = 0.0, vgg = 0.0;
+  NclPadMode r = NCL_PAD_REFLECT, z = NCL_PAD_ZERO;
+
+  if (only == NULL || g_str_equal (only, "johnson")) {
+    /* Johnson TransformerNet: weights everywhere, data except the input */
+    johnson += bench_conv ("j.conv1", n, 3, 32, size, size, 9, 1, r, FALSE,
+        TRUE);
+    johnson += bench_conv ("j.conv2", n, 32, 64, size, size, 3, 2, r, TRUE,
+        TRUE);
+    johnson += bench_conv ("j.conv3", n, 64, 128, size / 2, size / 2, 3, 2, r,
+        TRUE, TRUE);
+    johnson += 10 * bench_conv ("j.res x10", n, 128, 128, size / 4, size / 4,
+        3, 1, r, TRUE, TRUE);
+    johnson += bench_conv ("j.up1", n, 128, 64, size / 2, size / 2, 3, 1, r,
+        TRUE, TRUE);
+    johnson += bench_conv ("j.up2", n, 64, 32, size, size, 3, 1, r, TRUE,
+        TRUE);
+    johnson += bench_conv ("j.out", n, 32, 3, size, size, 9, 1, r, TRUE,
+        TRUE);
+    g_print ("Johnson net conv backward: %.3f s per batch of %d\n", johnson,
+        n);
+  }
+  if (only == NULL || g_str_equal (only, "vgg")) {
+    /* VGG-19 to relu4_1, frozen: data gradients only */
+    vgg += bench_conv ("v.conv1_1", n, 3, 64, size, size, 3, 1, z, TRUE,
+        FALSE);
+    vgg += bench_conv ("v.conv1_2", n, 64, 64, size, size, 3, 1, z, TRUE,
+        FALSE);
+    vgg += bench_conv ("v.conv2_1", n, 64, 128, size / 2, size / 2, 3, 1, z,
+        TRUE, FALSE);
+    vgg += bench_conv ("v.conv2_2", n, 128, 128, size / 2, size / 2, 3, 1, z,
+        TRUE, FALSE);
+    vgg += bench_conv ("v.conv3_1", n, 128, 256, size / 4, size / 4, 3, 1, z,
+        TRUE, FALSE);
+    vgg += 3 * bench_conv ("v.conv3_x3", n, 256, 256, size / 4, size / 4, 3,
+        1, z, TRUE, FALSE);
+    vgg += bench_conv ("v.conv4_1", n, 256, 512, size / 8, size / 8, 3, 1, z,
+        TRUE, FALSE);
+    g_print ("VGG-19 (to relu4_1) conv backward: %.3f s per batch of %d\n",
+        vgg, n);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1080,6 +1243,12 @@ main (int argc, char **argv)
   g_random_set_seed (g_getenv ("NCL_SEED") ? atoi (g_getenv ("NCL_SEED"))
       : 1234);
 
+  if (g_getenv ("NCL_BENCH") != NULL) {
+    ctx = ncl_test_context ();
+    bench ();
+    ncl_context_unref (ctx);
+    return ncl_test_finish ();
+  }
   finite_difference_tests ();
   ctx = ncl_context_new (NULL, &error);
   if (ctx == NULL) {
