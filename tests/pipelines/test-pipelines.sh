@@ -6,11 +6,17 @@
 #
 # Each file holds one launch line; lines starting with # are comments.
 # Placeholders: $OUT (a fresh temporary directory per pipeline), $MEDIA
-# (the source tree's media/), $CONFIG (the source tree's config/); the
-# source tree is $NCL_SOURCE_DIR, else PIPELINES_DIR/..  A pipeline fails if
-# gst-launch fails or times out, or if it writes to $OUT and leaves no
-# non-empty file there.  Files whose name contains "webcam" are skipped, and
-# so are pipelines that read a $MEDIA file that does not exist.
+# (the source tree's media/), $CONFIG (the source tree's config/), $SHARED
+# (the shared data directory: $NCL_SHARED_DIR, else the source tree's
+# ../shared), $FACE_GALLERY (a face gallery written at run time, listing
+# people of $SHARED's example photos by absolute path: lin_manuel_miranda,
+# obama, biden); the source tree is $NCL_SOURCE_DIR, else
+# PIPELINES_DIR/..  A pipeline fails if gst-launch fails or times out, or if
+# it writes to $OUT and leaves no non-empty file there.  Files whose name
+# contains "webcam" are skipped, and so are pipelines that read a $MEDIA or
+# $SHARED file that does not exist, and pipelines with facerecognize when
+# the face models are not found in $NEURALCL_MODEL_PATH or
+# $XDG_DATA_HOME/neuralcl/models (`neuralcl models fetch`).
 #
 # Prints one line per pipeline and "N passed, M failed"; exits 1 on any
 # failure, 77 (skip) when nothing ran.
@@ -20,6 +26,7 @@ dir=${1:?usage: test-pipelines.sh PIPELINES_DIR}
 source_dir=${NCL_SOURCE_DIR:-$(cd "$dir/.." && pwd)}
 media=$source_dir/media
 config=$source_dir/config
+shared=${NCL_SHARED_DIR:-$source_dir/../shared}
 limit=${NCL_PIPELINE_TIMEOUT:-300}
 
 # An empty system plugin path (as the C tests use) would hide videotestsrc
@@ -37,6 +44,32 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ncl-pipelines.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# The face gallery for $FACE_GALLERY: photos from $SHARED by absolute path
+# (its descriptor cache goes beside it, in $tmp).
+examples=$shared/data/faces/face_recognition/examples
+face_gallery=$tmp/faces-gallery.yaml
+{
+  echo "# written by test-pipelines.sh"
+  echo "identities:"
+  for person in lin_manuel_miranda:lin-manuel-miranda.png obama:obama.jpg \
+    biden:biden.jpg; do
+    echo "  - name: ${person%%:*}"
+    echo "    images: [\"$examples/${person#*:}\"]"
+  done
+} >"$face_gallery"
+
+# Whether the face models are where the element looks (the installed
+# datadir aside).
+face_models=
+old_ifs=$IFS
+IFS=:
+for d in ${NEURALCL_MODEL_PATH:-} "${XDG_DATA_HOME:-$HOME/.local/share}/neuralcl/models"; do
+  if [ -n "$d" ] && [ -e "$d/face_recognition.yaml" ]; then
+    face_models=$d
+  fi
+done
+IFS=$old_ifs
 
 passed=0
 failed=0
@@ -62,9 +95,11 @@ for file in "$dir"/*.txt; do
   out=$tmp/$name
   mkdir -p "$out"
   launch=$(printf '%s\n' "$line" | sed -e "s|\$OUT|$out|g" \
-    -e "s|\$MEDIA|$media|g" -e "s|\$CONFIG|$config|g")
+    -e "s|\$MEDIA|$media|g" -e "s|\$CONFIG|$config|g" \
+    -e "s|\$SHARED|$shared|g" -e "s|\$FACE_GALLERY|$face_gallery|g")
 
-  # inputs from media/ that are not there: skip rather than fail
+  # inputs from media/ or ../shared that are not there: skip rather than
+  # fail
   missing=
   set -f
   for word in $line; do
@@ -74,6 +109,13 @@ for file in "$dir"/*.txt; do
         path=$media/${word#*\$MEDIA/}
         [ -e "$path" ] || missing="$missing $path"
         ;;
+      *'$SHARED/'*)
+        path=$shared/${word#*\$SHARED/}
+        [ -e "$path" ] || missing="$missing $path"
+        ;;
+      *'$FACE_GALLERY'*)
+        [ -e "$examples" ] || missing="$missing $examples"
+        ;;
     esac
   done
   set +f
@@ -81,6 +123,14 @@ for file in "$dir"/*.txt; do
     echo "SKIP $name (missing input:$missing)"
     continue
   fi
+  case $line in
+    *facerecognize*)
+      if [ -z "$face_models" ]; then
+        echo "SKIP $name (no face models: run \`neuralcl models fetch\`)"
+        continue
+      fi
+      ;;
+  esac
 
   # one word per argument, as a shell would split the line (so paths with
   # spaces do not work); no globbing of the caps' brackets
