@@ -202,6 +202,7 @@ struct _GstFaceRecognize
   cairo_format_t cairo_format;  /* of a direct_draw frame */
   cairo_surface_t *overlay_surface;     /* ARGB32 at the frame size */
   gint font_px;
+  gint width, height;
 
   /* runtime resources, from start() to stop() (streaming thread) */
   NclContext *ctx;
@@ -1168,6 +1169,7 @@ gst_face_recognize_stop (GstBaseTransform * trans)
   g_clear_object (&self->font_map);
   g_clear_pointer (&self->overlay_surface, cairo_surface_destroy);
   self->layout_font_px = 0;
+  self->width = self->height = 0;
 
   return TRUE;
 }
@@ -1632,7 +1634,10 @@ gst_face_recognize_set_info (GstVideoFilter * filter, GstCaps * incaps,
   self->font_px = CLAMP (height / 28, 9, 48);
 
   /* boxes from another frame size do not continue tracks */
-  g_atomic_int_set (&self->reset_tracks, TRUE);
+  if (width != self->width || height != self->height)
+    g_atomic_int_set (&self->reset_tracks, TRUE);
+  self->width = width;
+  self->height = height;
 
   GST_DEBUG_OBJECT (self, "%s %dx%d, %s overlay",
       GST_VIDEO_INFO_NAME (in_info), width, height,
