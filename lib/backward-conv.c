@@ -541,7 +541,7 @@ weights_direct (NclContext * ctx, const NclConvParams * p,
   gint co_t, ci_t, n = dout->n, oh = dout->h, ow = dout->w;
   gint cin_g = p->cin / p->groups, cout_g = p->cout / p->groups;
   gint rows = n * oh, rows_per_chunk, chunks, count;
-  gsize row_bytes, global[3];
+  gsize global[3];
   g_autofree gchar *options = NULL;
   cl_kernel k, kr;
   cl_mem partial;
@@ -559,10 +559,9 @@ weights_direct (NclContext * ctx, const NclConvParams * p,
   if (kr == NULL)
     return FALSE;
 
-  /* row chunks: the rows of all channels one chunk touches stay in cache */
-  row_bytes = (gsize) (ow + 16) * (p->cout + p->cin * p->stride_h)
-      * sizeof (gfloat);
-  rows_per_chunk = CLAMP ((gint) ((512 << 10) / row_bytes), 1, rows);
+  /* row chunks: about 128 vector steps per work-item (fewer items pay
+   * more for their final sums), but no more than 64 chunks */
+  rows_per_chunk = CLAMP (128 / ((ow + 15) / 16), 1, rows);
   chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
   if (chunks > 64) {
     chunks = 64;
