@@ -29,6 +29,9 @@
  *   pool_bwd        one work-item per input pixel: visits every window that
  *                   covers it, recomputes the window's argmax (max) or pixel
  *                   count (average).
+ *   pool_max_bwd_tiled  windows that tile the image (k == stride, no
+ *                   padding): one work-item per row of windows writes the
+ *                   whole band of input rows.
  * Fully connected:
  *   fc_bwd_data     din (n, in_f) = dout (n, out_f) . W; 16 inputs per
  *                   work-item.
@@ -311,7 +314,19 @@ pad_bwd_add_row (__global const float *s, __global float *d, const int w,
     for (int x = x0; x < x1; x++)
       d[x - left] += s[x];
   } else {
-    for (int x = x0; x < x1; x++)
+    /* input pixels [i0, i1) have all their children inside */
+    int i0 = (x0 - left + scale - 1) / scale, i1 = (x1 - left) / scale;
+
+    for (int x = x0; x < left + i0 * scale; x++)
+      d[(x - left) / scale] += s[x];
+    for (int i = i0; i < i1; i++) {
+      float t = 0.0f;
+
+      for (int j = 0; j < scale; j++)
+        t += s[left + i * scale + j];
+      d[i] += t;
+    }
+    for (int x = max (left + i1 * scale, x0); x < x1; x++)
       d[(x - left) / scale] += s[x];
   }
   for (int x = 0; x < x0; x++) {
@@ -584,6 +599,44 @@ pool_bwd (__global const float *in, __global const float *dout,
       }
     }
     din[((size_t) p * h + iy) * w + ix] = sum;
+  }
+}
+
+/* k x k windows at stride k without padding; global (oh, planes).  Input
+ * rows [oy k, oy k + k) belong to this work-item alone (the last work-item
+ * also clears the rows past oh k). */
+__kernel void
+pool_max_bwd_tiled (__global const float *in, __global const float *dout,
+    __global float *din, const int planes, const int h, const int w,
+    const int oh, const int ow, const int k)
+{
+  const int oy = get_global_id (0);
+  const int p = get_global_id (1);
+
+  if (oy >= oh || p >= planes)
+    return;
+  {
+    __global const float *src = in + (size_t) p * h * w;
+    __global const float *dy = dout + ((size_t) p * oh + oy) * ow;
+    __global float *dst = din + (size_t) p * h * w;
+    int y0 = oy * k, y1 = oy == oh - 1 ? h : y0 + k;
+
+    for (int y = y0; y < y1; y++)
+      for (int x = 0; x < w; x++)
+        dst[y * w + x] = 0.0f;
+    for (int ox = 0; ox < ow; ox++) {
+      float m = -INFINITY;
+      int arg = -1;
+
+      for (int y = y0; y < y0 + k; y++)
+        for (int x = ox * k; x < ox * k + k; x++)
+          if (src[y * w + x] > m) {
+            m = src[y * w + x];
+            arg = y * w + x;
+          }
+      if (arg >= 0)
+        dst[arg] = dy[ox];
+    }
   }
 }
 

@@ -712,6 +712,26 @@ ncl_pool_backward (NclContext * ctx, const NclPoolParams * p,
   }
   if (!ncl_tensor_reshape (din, in->n, in->c, in->h, in->w, error))
     return FALSE;
+  if (is_max && p->kh == p->kw && p->stride_h == p->kh
+      && p->stride_w == p->kw && p->pad.top == 0 && p->pad.left == 0
+      && p->pad.bottom == 0 && p->pad.right == 0) {
+    /* the windows tile the image: one work-item per row of windows */
+    k = ncl_context_get_kernel (ctx, "backward", "pool_max_bwd_tiled", NULL,
+        error);
+    if (k == NULL)
+      return FALSE;
+    global[0] = oh;
+    global[1] = planes;
+    ncl_context_lock (ctx);
+    ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
+        sizeof (cl_mem), &dout->buf, sizeof (cl_mem), &din->buf,
+        sizeof (gint), &planes, sizeof (gint), &in->h, sizeof (gint),
+        &in->w, sizeof (gint), &oh, sizeof (gint), &ow, sizeof (gint),
+        &p->kh, 0)
+        && ncl_context_run (ctx, k, 2, global, NULL, error);
+    ncl_context_unlock (ctx);
+    return ok;
+  }
   k = ncl_context_get_kernel (ctx, "backward", "pool_bwd", NULL, error);
   if (k == NULL)
     return FALSE;

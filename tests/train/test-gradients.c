@@ -587,6 +587,7 @@ finite_difference_tests (void)
   fd_pad (1, 2, 7, 6, 1, -1, -2, 2, -1, NCL_PAD_ZERO);
 
   fd_pool (NCL_POOL_MAX, 2, 2, 6, 6, 2, 2, 0);
+  fd_pool (NCL_POOL_MAX, 1, 2, 7, 5, 2, 2, 0);
   fd_pool (NCL_POOL_MAX, 1, 3, 7, 9, 3, 2, 1);
   fd_pool (NCL_POOL_AVG, 1, 2, 7, 5, 3, 2, 1);
   fd_pool (NCL_POOL_AVG, 2, 1, 5, 5, 2, 1, 0);
@@ -1070,10 +1071,13 @@ device_tests (void)
   dev_pad (1, 2, 5, 4, 1, 2, 1, 0, 3, NCL_PAD_EDGE);
   dev_pad (1, 2, 9, 13, 2, 0, 0, 0, 0, NCL_PAD_ZERO);
   dev_pad (1, 3, 9, 13, 2, 1, 1, 1, 1, NCL_PAD_REFLECT);
+  dev_pad (1, 2, 6, 7, 3, 2, 1, -2, 3, NCL_PAD_REFLECT);
   dev_pad (1, 2, 7, 6, 1, -1, -2, 2, -1, NCL_PAD_ZERO);
   dev_pad (1, 2, 7, 6, 2, -3, 0, -1, -4, NCL_PAD_EDGE);
 
   dev_pool (NCL_POOL_MAX, 2, 3, 16, 16, 2, 2, 0);
+  dev_pool (NCL_POOL_MAX, 1, 2, 17, 15, 2, 2, 0);
+  dev_pool (NCL_POOL_MAX, 2, 2, 13, 14, 3, 3, 0);
   dev_pool (NCL_POOL_MAX, 1, 3, 17, 19, 3, 2, 1);
   dev_pool (NCL_POOL_AVG, 1, 2, 7, 5, 3, 2, 1);
   dev_pool (NCL_POOL_AVG, 2, 4, 9, 9, 2, 1, 0);
