@@ -119,7 +119,6 @@
 #include <math.h>
 #include <string.h>
 
-#include <cairo.h>
 #include <gio/gio.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -130,8 +129,8 @@
 #include <neuralcl/gallery.h>
 #include <neuralcl/image.h>
 #include <neuralcl/tracker.h>
-#include <pango/pangocairo.h>
 
+#include "gstfacerecognize-overlay.h"
 #include "gstfacerecognize.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_face_recognize_debug);
@@ -171,12 +170,6 @@ enum
 #define VIDEO_CAPS \
   GST_VIDEO_CAPS_MAKE ("{ BGRx, BGRA, RGBx, RGBA, RGB, BGR, I420, NV12 }")
 
-/* Overlay colours (cairo 0..1): known people, unknown faces, label text. */
-static const gdouble known_rgb[3] = { 0.15, 0.85, 0.25 };
-static const gdouble unknown_rgb[3] = { 1.0, 0.55, 0.1 };
-
-#define LABEL_MAX 160
-
 struct _GstFaceRecognize
 {
   GstVideoFilter parent;
@@ -198,10 +191,6 @@ struct _GstFaceRecognize
 
   /* negotiated state (streaming thread) */
   NclPixelFormat format;
-  gboolean direct_draw;         /* cairo draws on the frame itself */
-  cairo_format_t cairo_format;  /* of a direct_draw frame */
-  cairo_surface_t *overlay_surface;     /* ARGB32 at the frame size */
-  gint font_px;
   gint width, height;
 
   /* runtime resources, from start() to stop() (streaming thread) */
@@ -216,14 +205,10 @@ struct _GstFaceRecognize
   GArray *scores;               /* gdouble */
   GArray *track_ids;            /* guint */
   GArray *events;               /* NclTrackEvent */
-  GArray *rects;                /* cairo_rectangle_int_t: overlay areas */
+  GArray *items;                /* GstFaceOverlayItem: what to draw */
+  GstFaceOverlay *overlay_draw;
   guint64 frame_count;
   gint reset_tracks;            /* atomic: end all tracks at the next frame */
-  PangoFontMap *font_map;
-  PangoContext *pango;
-  PangoLayout *layout;
-  gint layout_font_px;
-  gchar label[LABEL_MAX];
 
   /* the engine is shared by the frames and the gallery loader */
   GMutex engine_lock;
@@ -1096,7 +1081,8 @@ gst_face_recognize_start (GstBaseTransform * trans)
   self->scores = g_array_new (FALSE, FALSE, sizeof (gdouble));
   self->track_ids = g_array_new (FALSE, FALSE, sizeof (guint));
   self->events = g_array_new (FALSE, FALSE, sizeof (NclTrackEvent));
-  self->rects = g_array_new (FALSE, FALSE, sizeof (cairo_rectangle_int_t));
+  self->items = g_array_new (FALSE, FALSE, sizeof (GstFaceOverlayItem));
+  self->overlay_draw = gst_face_overlay_new ();
   self->frame_count = 0;
   g_atomic_int_set (&self->reset_tracks, FALSE);
 
@@ -1163,12 +1149,8 @@ gst_face_recognize_stop (GstBaseTransform * trans)
   g_clear_pointer (&self->scores, g_array_unref);
   g_clear_pointer (&self->track_ids, g_array_unref);
   g_clear_pointer (&self->events, g_array_unref);
-  g_clear_pointer (&self->rects, g_array_unref);
-  g_clear_object (&self->layout);
-  g_clear_object (&self->pango);
-  g_clear_object (&self->font_map);
-  g_clear_pointer (&self->overlay_surface, cairo_surface_destroy);
-  self->layout_font_px = 0;
+  g_clear_pointer (&self->items, g_array_unref);
+  g_clear_pointer (&self->overlay_draw, gst_face_overlay_free);
   self->width = self->height = 0;
 
   return TRUE;
@@ -1326,226 +1308,6 @@ gst_face_recognize_report_face (GstFaceRecognize * self, GstBuffer * buf,
   gst_value_list_append_and_take_value (list, &v);
 }
 
-/* ---- overlay ------------------------------------------------------------ */
-
-/* Draws one face's box and label on @cr, clipped to the area it covers,
- * and records that area in self->rects. */
-static void
-gst_face_recognize_draw_face (GstFaceRecognize * self, cairo_t * cr,
-    const NclFace * face, const NclTrack * track, gint width, gint height)
-{
-  const gchar *name = identity_name (self->active, track->identity);
-  const gdouble *rgb = name != NULL ? known_rgb : unknown_rgb;
-  const NclBox *b = &face->box;
-  gdouble line = MAX (2.0, height / 240.0);
-  gdouble pad = MAX (1.0, self->font_px / 6.0);
-  gdouble lx, ly, lw, lh, x0, y0, x1, y1;
-  cairo_rectangle_int_t r;
-  PangoRectangle ink, logical;
-  const gchar *end;
-
-  if (isfinite (track->distance))
-    g_snprintf (self->label, sizeof (self->label), "%s %.2f",
-        name ? name : "unknown", track->distance);
-  else
-    g_snprintf (self->label, sizeof (self->label), "%s",
-        name ? name : "unknown");
-  /* a long name cut by the buffer: no partial UTF-8 sequence */
-  g_utf8_validate (self->label, -1, &end);
-  pango_layout_set_text (self->layout, self->label, end - self->label);
-  pango_layout_get_pixel_extents (self->layout, &ink, &logical);
-
-  lw = logical.width + 2 * pad;
-  lh = logical.height + 2 * pad;
-  lx = b->x - line / 2;
-  ly = b->y - line / 2 - lh;
-  if (ly < 0)                   /* no room above: inside the box */
-    ly = b->y + line / 2;
-  lx = CLAMP (lx, 0, MAX (0, width - lw));
-
-  x0 = MIN (b->x - line, lx) - 1;
-  y0 = MIN (b->y - line, ly) - 1;
-  x1 = MAX (b->x + b->w + line, lx + lw) + 1;
-  y1 = MAX (b->y + b->h + line, ly + lh) + 1;
-  r.x = CLAMP ((gint) floor (x0), 0, width);
-  r.y = CLAMP ((gint) floor (y0), 0, height);
-  r.width = CLAMP ((gint) ceil (x1), r.x, width) - r.x;
-  r.height = CLAMP ((gint) ceil (y1), r.y, height) - r.y;
-  if (r.width == 0 || r.height == 0)
-    return;
-  g_array_append_val (self->rects, r);
-
-  cairo_save (cr);
-  cairo_rectangle (cr, r.x, r.y, r.width, r.height);
-  cairo_clip (cr);
-  cairo_set_source_rgb (cr, rgb[0], rgb[1], rgb[2]);
-  cairo_set_line_width (cr, line);
-  cairo_rectangle (cr, b->x, b->y, b->w, b->h);
-  cairo_stroke (cr);
-  cairo_rectangle (cr, lx, ly, lw, lh);
-  cairo_fill (cr);
-  cairo_set_source_rgb (cr, 0, 0, 0);
-  cairo_move_to (cr, lx + pad - logical.x, ly + pad - logical.y);
-  pango_cairo_show_layout (cr, self->layout);
-  cairo_restore (cr);
-}
-
-/* Blends the overlay pixels under self->rects into a packed RGB frame and
- * clears them from the overlay (premultiplied ARGB32). */
-static void
-blend_packed (GstVideoFrame * frame, guint8 * src, gint src_stride,
-    const cairo_rectangle_int_t * r)
-{
-  guint8 *plane = GST_VIDEO_FRAME_PLANE_DATA (frame, 0);
-  gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0);
-  gint ps = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0);
-  gint off[3];
-
-  for (guint c = 0; c < 3; c++)
-    off[c] = GST_VIDEO_FRAME_COMP_POFFSET (frame, c);
-
-  for (gint y = r->y; y < r->y + r->height; y++) {
-    guint32 *s = (guint32 *) (src + (gsize) y * src_stride);
-    guint8 *d = plane + (gsize) y * stride;
-
-    for (gint x = r->x; x < r->x + r->width; x++) {
-      guint32 p = s[x];
-      guint a = p >> 24, inv = 255 - a;
-      guint rgb[3] = { (p >> 16) & 255, (p >> 8) & 255, p & 255 };
-      guint8 *px = d + x * ps;
-
-      if (a == 0)
-        continue;
-      for (guint c = 0; c < 3; c++)
-        px[off[c]] = MIN (255, (px[off[c]] * inv + 127) / 255 + rgb[c]);
-      s[x] = 0;
-    }
-  }
-}
-
-/* The same for I420 and NV12 (BT.601 limited range, as NclImage reads
- * them): luma per pixel, chroma per 2x2 block from the block's mean. */
-static void
-blend_yuv420 (GstVideoFrame * frame, guint8 * src, gint src_stride,
-    const cairo_rectangle_int_t * r)
-{
-  gint width = GST_VIDEO_FRAME_WIDTH (frame);
-  gint height = GST_VIDEO_FRAME_HEIGHT (frame);
-  guint8 *yp = GST_VIDEO_FRAME_COMP_DATA (frame, 0);
-  guint8 *up = GST_VIDEO_FRAME_COMP_DATA (frame, 1);
-  guint8 *vp = GST_VIDEO_FRAME_COMP_DATA (frame, 2);
-  gint ys = GST_VIDEO_FRAME_COMP_STRIDE (frame, 0);
-  gint us = GST_VIDEO_FRAME_COMP_STRIDE (frame, 1);
-  gint vs = GST_VIDEO_FRAME_COMP_STRIDE (frame, 2);
-  gint ups = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 1);
-  gint vps = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 2);
-  gint x_end = MIN (r->x + r->width, width);
-  gint y_end = MIN (r->y + r->height, height);
-
-  for (gint by = r->y & ~1; by < y_end; by += 2) {
-    for (gint bx = r->x & ~1; bx < x_end; bx += 2) {
-      gdouble sa = 0, su = 0, sv = 0;
-      guint n = 0;
-
-      for (gint y = by; y < MIN (by + 2, height); y++) {
-        guint32 *s = (guint32 *) (src + (gsize) y * src_stride);
-
-        for (gint x = bx; x < MIN (bx + 2, width); x++) {
-          guint32 p = s[x];
-          gdouble a = (p >> 24) / 255.0;
-          gdouble cr = (p >> 16) & 255, cg = (p >> 8) & 255, cb = p & 255;
-          guint8 *yy = yp + (gsize) y * ys + x;
-
-          n++;
-          if (p == 0)
-            continue;
-          /* premultiplied colour: the offsets scale with alpha */
-          *yy = CLAMP (lrint (*yy * (1 - a) + 16 * a + 0.256788 * cr +
-                  0.504129 * cg + 0.097906 * cb), 0, 255);
-          sa += a;
-          su += 128 * a - 0.148223 * cr - 0.290993 * cg + 0.439216 * cb;
-          sv += 128 * a + 0.439216 * cr - 0.367788 * cg - 0.071427 * cb;
-          s[x] = 0;
-        }
-      }
-      if (sa > 0) {
-        guint8 *u = up + (gsize) (by / 2) * us + (bx / 2) * ups;
-        guint8 *v = vp + (gsize) (by / 2) * vs + (bx / 2) * vps;
-
-        *u = CLAMP (lrint (*u * (1 - sa / n) + su / n), 0, 255);
-        *v = CLAMP (lrint (*v * (1 - sa / n) + sv / n), 0, 255);
-      }
-    }
-  }
-}
-
-/* Draws the boxes and labels of this frame's faces: with cairo straight
- * on BGRx/BGRA frames, else into the overlay surface, blended into the
- * frame where something was drawn. */
-static void
-gst_face_recognize_draw (GstFaceRecognize * self, GstVideoFrame * frame)
-{
-  gint width = GST_VIDEO_FRAME_WIDTH (frame);
-  gint height = GST_VIDEO_FRAME_HEIGHT (frame);
-  cairo_surface_t *surface;
-  cairo_t *cr;
-
-  if (self->layout == NULL) {
-    self->font_map = pango_cairo_font_map_new ();
-    self->pango = pango_font_map_create_context (self->font_map);
-    self->layout = pango_layout_new (self->pango);
-  }
-  if (self->layout_font_px != self->font_px) {
-    PangoFontDescription *desc = pango_font_description_from_string
-        ("Sans Bold");
-
-    pango_font_description_set_absolute_size (desc,
-        self->font_px * PANGO_SCALE);
-    pango_layout_set_font_description (self->layout, desc);
-    pango_font_description_free (desc);
-    self->layout_font_px = self->font_px;
-  }
-
-  if (self->direct_draw)
-    surface = cairo_image_surface_create_for_data (GST_VIDEO_FRAME_PLANE_DATA
-        (frame, 0), self->cairo_format, width, height,
-        GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0));
-  else
-    surface = cairo_surface_reference (self->overlay_surface);
-  cr = cairo_create (surface);
-  pango_cairo_update_context (cr, self->pango);
-  pango_layout_context_changed (self->layout);
-
-  g_array_set_size (self->rects, 0);
-  for (guint i = 0; i < self->faces->len; i++) {
-    const NclFace *face = &g_array_index (self->faces, NclFace, i);
-    guint id = g_array_index (self->track_ids, guint, i);
-    const NclTrack *track = ncl_tracker_get_track (self->tracker, id);
-
-    if (track != NULL)
-      gst_face_recognize_draw_face (self, cr, face, track, width, height);
-  }
-  cairo_destroy (cr);
-  cairo_surface_flush (surface);
-
-  if (!self->direct_draw) {
-    guint8 *data = cairo_image_surface_get_data (surface);
-    gint stride = cairo_image_surface_get_stride (surface);
-
-    for (guint i = 0; i < self->rects->len; i++) {
-      const cairo_rectangle_int_t *r =
-          &g_array_index (self->rects, cairo_rectangle_int_t, i);
-
-      if (self->format == NCL_FORMAT_I420 || self->format == NCL_FORMAT_NV12)
-        blend_yuv420 (frame, data, stride, r);
-      else
-        blend_packed (frame, data, stride, r);
-    }
-    cairo_surface_mark_dirty (surface);
-  }
-  cairo_surface_destroy (surface);
-}
-
 /* ---- streaming ---------------------------------------------------------- */
 
 static gboolean
@@ -1576,7 +1338,6 @@ gst_face_recognize_set_info (GstVideoFilter * filter, GstCaps * incaps,
   GstVideoFormat format = GST_VIDEO_INFO_FORMAT (in_info);
   gint width = GST_VIDEO_INFO_WIDTH (in_info);
   gint height = GST_VIDEO_INFO_HEIGHT (in_info);
-  gboolean little = G_BYTE_ORDER == G_LITTLE_ENDIAN;
 
   switch (format) {
     case GST_VIDEO_FORMAT_RGB:
@@ -1608,30 +1369,11 @@ gst_face_recognize_set_info (GstVideoFilter * filter, GstCaps * incaps,
       return FALSE;
   }
 
-  /* cairo's RGB24/ARGB32 are BGRx/BGRA in memory on little-endian */
-  self->direct_draw = little && (format == GST_VIDEO_FORMAT_BGRx ||
-      format == GST_VIDEO_FORMAT_BGRA);
-  self->cairo_format = format == GST_VIDEO_FORMAT_BGRA ?
-      CAIRO_FORMAT_ARGB32 : CAIRO_FORMAT_RGB24;
-
-  if (self->overlay_surface != NULL &&
-      (self->direct_draw ||
-          cairo_image_surface_get_width (self->overlay_surface) != width ||
-          cairo_image_surface_get_height (self->overlay_surface) != height))
-    g_clear_pointer (&self->overlay_surface, cairo_surface_destroy);
-  if (!self->direct_draw && self->overlay_surface == NULL) {
-    /* starts transparent; drawing and blending leave it so */
-    self->overlay_surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32,
-        width, height);
-    if (cairo_surface_status (self->overlay_surface) != CAIRO_STATUS_SUCCESS) {
-      GST_ERROR_OBJECT (self, "cannot make a %dx%d overlay: %s", width,
-          height, cairo_status_to_string (cairo_surface_status
-              (self->overlay_surface)));
-      g_clear_pointer (&self->overlay_surface, cairo_surface_destroy);
-      return FALSE;
-    }
+  if (!gst_face_overlay_set_info (self->overlay_draw, in_info)) {
+    GST_ERROR_OBJECT (self, "cannot make a %dx%d overlay surface", width,
+        height);
+    return FALSE;
   }
-  self->font_px = CLAMP (height / 28, 9, 48);
 
   /* boxes from another frame size do not continue tracks */
   if (width != self->width || height != self->height)
@@ -1639,9 +1381,8 @@ gst_face_recognize_set_info (GstVideoFilter * filter, GstCaps * incaps,
   self->width = width;
   self->height = height;
 
-  GST_DEBUG_OBJECT (self, "%s %dx%d, %s overlay",
-      GST_VIDEO_INFO_NAME (in_info), width, height,
-      self->direct_draw ? "direct" : "blended");
+  GST_DEBUG_OBJECT (self, "%s %dx%d", GST_VIDEO_INFO_NAME (in_info), width,
+      height);
   return TRUE;
 }
 
@@ -1770,18 +1511,26 @@ gst_face_recognize_transform_frame_ip (GstVideoFilter * filter,
   gst_face_recognize_post_events (self, self->active, ts, running);
 
   g_value_init (&list, GST_TYPE_LIST);
+  g_array_set_size (self->items, 0);
   for (guint i = 0; i < self->faces->len; i++) {
+    const NclFace *face = &g_array_index (self->faces, NclFace, i);
     guint id = g_array_index (self->track_ids, guint, i);
     const NclTrack *track = ncl_tracker_get_track (self->tracker, id);
+    GstFaceOverlayItem item;
 
-    if (track != NULL)
-      gst_face_recognize_report_face (self, buf,
-          &g_array_index (self->faces, NclFace, i), track, width, height,
-          &list);
+    if (track == NULL)
+      continue;
+    gst_face_recognize_report_face (self, buf, face, track, width, height,
+        &list);
+    item.box = face->box;
+    item.name = identity_name (self->active, track->identity);
+    item.distance = track->distance;
+    g_array_append_val (self->items, item);
   }
 
-  if (c.overlay && self->faces->len > 0)
-    gst_face_recognize_draw (self, frame);
+  if (c.overlay)
+    gst_face_overlay_draw (self->overlay_draw, frame,
+        (const GstFaceOverlayItem *) self->items->data, self->items->len);
 
   s = gst_structure_new ("facerecognize",
       "timestamp", GST_TYPE_CLOCK_TIME, ts,
