@@ -16,3 +16,4 @@
 #include <neuralcl/tracker.h>
 #include <neuralcl/tfjs.h>
 #include <neuralcl/face-config.h>
+#include <neuralcl/metric.h>

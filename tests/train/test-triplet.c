@@ -1,0 +1,367 @@
+/* Triplet loss: mining (batch-hard, semi-hard, random) on hand-made
+ * distances, the loss value, its gradient and the L2-normalised batch
+ * loss against finite differences, and a short run of the embedding
+ * trainer on synthetic identities. */
+#include "common.h"
+
+#include <neuralcl/metric.h>
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+static gboolean
+has_triplet (const NclTriplet * t, guint nt, gint a, gint p, gint n)
+{
+  for (guint i = 0; i < nt; i++)
+    if (t[i].a == a && t[i].p == p && t[i].n == n)
+      return TRUE;
+  return FALSE;
+}
+
+/* Rows on a line: positions define the distances (squared). */
+static void
+line_distances (const gfloat * pos, gint n, gfloat * dist)
+{
+  for (gint i = 0; i < n; i++)
+    for (gint j = 0; j < n; j++)
+      dist[i * n + j] = (pos[i] - pos[j]) * (pos[i] - pos[j]);
+}
+
+static void
+test_batch_hard (void)
+{
+  /* identities 0: rows 0, 1, 2; 1: rows 3, 4; 2: row 5 */
+  const gint labels[6] = { 0, 0, 0, 1, 1, 2 };
+  const gfloat pos[6] = { 0.0f, 0.3f, 1.0f, 0.5f, 3.0f, -0.2f };
+  gfloat dist[36];
+  NclTriplet t[30];
+  guint nt;
+
+  line_distances (pos, 6, dist);
+  nt = ncl_triplet_mine (dist, labels, 6, NCL_TRIPLET_BATCH_HARD, 0.2f,
+      NULL, t);
+  /* one per anchor with a positive: rows 0..4 (row 5 is alone) */
+  NCL_CHECK (nt == 5);
+  /* anchor 0: farthest positive 2 (1.0), nearest negative 5 (0.2) */
+  NCL_CHECK (has_triplet (t, nt, 0, 2, 5));
+  /* anchor 1 (0.3): farthest positive 2 (0.7), nearest negative 3 (0.2) */
+  NCL_CHECK (has_triplet (t, nt, 1, 2, 3));
+  /* anchor 2 (1.0): farthest positive 0, nearest negative 3 (0.5) */
+  NCL_CHECK (has_triplet (t, nt, 2, 0, 3));
+  /* anchor 3 (0.5): only positive 4, nearest negative 1 (0.2) */
+  NCL_CHECK (has_triplet (t, nt, 3, 4, 1));
+  /* anchor 4 (3.0): positive 3, nearest negative 2 (2.0) */
+  NCL_CHECK (has_triplet (t, nt, 4, 3, 2));
+}
+
+static void
+test_semi_hard (void)
+{
+  const gint labels[6] = { 0, 0, 0, 1, 1, 2 };
+  const gfloat pos[6] = { 0.0f, 0.3f, 1.0f, 0.5f, 3.0f, -0.2f };
+  const gfloat margin = 0.2f;
+  gfloat dist[36];
+  NclTriplet t[30];
+  g_autoptr (GRand) rand = g_rand_new_with_seed (3);
+  guint nt;
+
+  line_distances (pos, 6, dist);
+  for (gint round = 0; round < 20; round++) {
+    nt = ncl_triplet_mine (dist, labels, 6, NCL_TRIPLET_SEMI_HARD, margin,
+        rand, t);
+    for (guint i = 0; i < nt; i++) {
+      gfloat dap = dist[t[i].a * 6 + t[i].p], dan = dist[t[i].a * 6 + t[i].n];
+
+      NCL_CHECK (labels[t[i].a] == labels[t[i].p] && t[i].a != t[i].p);
+      NCL_CHECK (labels[t[i].a] != labels[t[i].n]);
+      NCL_CHECK (dap < dan && dan < dap + margin);
+    }
+    /* (0, 1): D = 0.09; semi-hard band (0.09, 0.29): only row 5 (0.04)?
+     * no: 0.04 < 0.09 is hard; row 3 gives 0.25: the only one */
+    NCL_CHECK (has_triplet (t, nt, 0, 1, 3));
+    /* (0, 2): D = 1; band (1, 1.2): no negative (0.04, 0.25, 9) */
+    for (guint i = 0; i < nt; i++)
+      NCL_CHECK (!(t[i].a == 0 && t[i].p == 2));
+  }
+}
+
+static void
+test_random (void)
+{
+  const gint labels[6] = { 0, 0, 0, 1, 1, 2 };
+  const gfloat pos[6] = { 0.0f, 0.3f, 1.0f, 0.5f, 3.0f, -0.2f };
+  gfloat dist[36];
+  NclTriplet t[30];
+  g_autoptr (GRand) rand = g_rand_new_with_seed (5);
+  gboolean seen[6] = { 0 };
+  guint nt = 0;
+
+  line_distances (pos, 6, dist);
+  for (gint round = 0; round < 50; round++) {
+    nt = ncl_triplet_mine (dist, labels, 6, NCL_TRIPLET_RANDOM, 0.2f, rand,
+        t);
+    for (guint i = 0; i < nt; i++) {
+      NCL_CHECK (labels[t[i].a] == labels[t[i].p] && t[i].a != t[i].p);
+      NCL_CHECK (labels[t[i].a] != labels[t[i].n]);
+      if (t[i].a == 0 && t[i].p == 1)
+        seen[t[i].n] = TRUE;
+    }
+  }
+  /* every ordered positive pair: 3 * 2 + 2 * 1 = 8 */
+  NCL_CHECK (nt == 8);
+  /* anchor 0's negatives are all drawn sometimes */
+  NCL_CHECK (seen[3] && seen[4] && seen[5] && !seen[0] && !seen[1]);
+}
+
+static void
+test_loss_value (void)
+{
+  /* 1-D embeddings: a = 0, p = 1, n = 0.5: D(a,p) = 1, D(a,n) = 0.25 */
+  const gfloat emb[3] = { 0.0f, 1.0f, 0.5f };
+  const NclTriplet t[2] = { {0, 1, 2}, {1, 0, 2} };
+  gfloat grad[3];
+  guint active;
+  gdouble l;
+
+  /* (1 - 0.25 + 0.2) and for anchor 1: D(1,0) = 1, D(1,2) = 0.25 again */
+  l = ncl_triplet_loss (emb, 3, 1, t, 2, 0.2f, grad, &active);
+  NCL_CHECK (fabs (l - 0.95) < 1e-6);
+  NCL_CHECK (active == 2);
+  /* an easy triplet has no loss and no gradient */
+  {
+    const NclTriplet easy = { 0, 2, 1 };
+    const gfloat e2[3] = { 0.0f, 5.0f, 0.1f };
+
+    l = ncl_triplet_loss (e2, 3, 1, &easy, 1, 0.2f, grad, &active);
+    NCL_CHECK (l == 0 && active == 0);
+    NCL_CHECK (grad[0] == 0 && grad[1] == 0 && grad[2] == 0);
+  }
+  NCL_CHECK (ncl_triplet_loss (emb, 3, 1, t, 0, 0.2f, NULL, NULL) == 0);
+}
+
+/* Central differences of @f at every coordinate against @grad. */
+typedef gdouble (*LossFn) (const gfloat * x, gpointer data);
+
+static void
+check_fd (const gchar * label, LossFn f, gpointer data, gfloat * x, gsize n,
+    const gfloat * grad, gfloat eps)
+{
+  g_autofree gfloat *num = g_new (gfloat, n);
+
+  for (gsize i = 0; i < n; i++) {
+    gfloat v = x[i];
+    gdouble lp, lm;
+
+    x[i] = v + eps;
+    lp = f (x, data);
+    x[i] = v - eps;
+    lm = f (x, data);
+    x[i] = v;
+    num[i] = (gfloat) ((lp - lm) / (2 * eps));
+  }
+  NCL_CHECK (ncl_test_compare (label, grad, num, n, 2e-3f, 2e-2f));
+}
+
+typedef struct
+{
+  gint n, d;
+  const gint *labels;
+  const NclTriplet *t;
+  guint nt;
+} FdData;
+
+static gdouble
+fd_loss (const gfloat * x, gpointer data)
+{
+  FdData *fd = data;
+
+  return ncl_triplet_loss (x, fd->n, fd->d, fd->t, fd->nt, 0.5f, NULL, NULL);
+}
+
+static gdouble
+fd_batch (const gfloat * x, gpointer data)
+{
+  FdData *fd = data;
+
+  return ncl_triplet_batch_loss (x, fd->labels, fd->n, fd->d,
+      NCL_TRIPLET_BATCH_HARD, 0.5f, NULL, NULL, NULL, NULL);
+}
+
+static void
+test_gradients (void)
+{
+  enum { N = 8, D = 5 };
+  const gint labels[N] = { 0, 0, 1, 1, 2, 2, 3, 3 };
+  gfloat x[N * D], grad[N * D], dist[N * N];
+  NclTriplet t[N * (N - 1)];
+  guint nt, nt2, active;
+  FdData fd = { N, D, labels, t, 0 };
+  gdouble l;
+
+  ncl_test_fill_random (x, N * D, 11, -1.0f, 1.0f);
+  /* raw loss with fixed (random-mined) triplets */
+  {
+    g_autoptr (GRand) rand = g_rand_new_with_seed (2);
+
+    ncl_pairwise_sq_dist (x, N, D, dist);
+    nt = ncl_triplet_mine (dist, labels, N, NCL_TRIPLET_RANDOM, 0.5f, rand,
+        t);
+    NCL_CHECK (nt == N);
+    fd.nt = nt;
+    l = ncl_triplet_loss (x, N, D, t, nt, 0.5f, grad, &active);
+    NCL_CHECK (l > 0 && active > 0);
+    check_fd ("triplet loss", fd_loss, &fd, x, N * D, grad, 1e-3f);
+  }
+  /* through the L2 normalisation, batch-hard (mining stays put for small
+   * steps on random points) */
+  l = ncl_triplet_batch_loss (x, labels, N, D, NCL_TRIPLET_BATCH_HARD, 0.5f,
+      NULL, grad, &nt2, &active);
+  NCL_CHECK (nt2 == N);
+  NCL_CHECK (l > 0 && active > 0);
+  check_fd ("l2norm + batch-hard", fd_batch, &fd, x, N * D, grad, 1e-3f);
+  /* the gradient of a normalised embedding is orthogonal to it */
+  for (gint i = 0; i < N; i++) {
+    gdouble dot = 0;
+
+    for (gint k = 0; k < D; k++)
+      dot += (gdouble) grad[i * D + k] * x[i * D + k];
+    NCL_CHECK (fabs (dot) < 1e-5);
+  }
+}
+
+static void
+test_strings (void)
+{
+  NclTripletMining m;
+
+  for (gint i = 0; i < 3; i++) {
+    NCL_CHECK (ncl_triplet_mining_from_string (ncl_triplet_mining_to_string
+            (i), &m));
+    NCL_CHECK (m == (NclTripletMining) i);
+  }
+  NCL_CHECK (!ncl_triplet_mining_from_string ("hard", &m));
+}
+
+/* Six identities of 1 x 12 x 12 "faces": a fixed random pattern each
+ * plus noise; a small conv net must separate them after a short run. */
+static void
+test_trainer (void)
+{
+  static const gchar graph[] =
+      "neuralcl-model: 1\n"
+      "name: tiny\n"
+      "weights: none.safetensors\n"
+      "input:\n  channels: 1\n"
+      "layers:\n"
+      "  - {name: c1, op: conv, filters: 8, kernel: 3, padding: 1, "
+      "weight: c1.w, bias: c1.b, activation: relu}\n"
+      "  - {name: p1, op: max_pool, kernel: 2}\n"
+      "  - {name: emb, op: conv, filters: 8, kernel: 6, weight: emb.w, "
+      "bias: emb.b}\n";
+  enum { IDS = 6, PER = 5, S = 12 };
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *dir = g_dir_make_tmp ("ncl-triplet-XXXXXX", NULL);
+  g_autofree gchar *tpl = g_build_filename (dir, "tiny.yaml", NULL);
+  g_autofree gchar *out = g_build_filename (dir, "out.yaml", NULL);
+  g_autofree gchar *png = g_build_filename (dir, "out-loss.png", NULL);
+  g_autofree gchar *ck = g_build_filename (dir, "out.train",
+      "checkpoint.safetensors", NULL);
+  g_autofree gfloat *x = g_new (gfloat, IDS * PER * S * S);
+  g_autofree gfloat *noise = g_new (gfloat, IDS * PER * S * S);
+  g_autofree gfloat *emb = NULL;
+  gint labels[IDS * PER], d = 0;
+  NclEmbedDataset data = { IDS * PER, 1, S, S, x, labels, IDS };
+  NclEmbedTrainSettings s;
+  g_autoptr (NclContext) ctx = ncl_test_context ();
+  g_autoptr (NclModel) model = NULL;
+  gdouble same = 0, diff = 0;
+  gint ns = 0, nd = 0;
+
+  NCL_CHECK (g_file_set_contents (tpl, graph, -1, NULL));
+  ncl_test_fill_random (x, IDS * S * S, 21, -1.0f, 1.0f);
+  ncl_test_fill_random (noise, IDS * PER * S * S, 22, -0.3f, 0.3f);
+  for (gint i = 0; i < IDS * PER; i++)
+    labels[i] = i / PER;
+  {
+    g_autofree gfloat *pat = g_memdup2 (x, sizeof (gfloat) * IDS * S * S);
+
+    for (gint i = 0; i < IDS * PER; i++)
+      for (gint k = 0; k < S * S; k++)
+        x[i * S * S + k] = pat[(i / PER) * S * S + k] + noise[i * S * S + k];
+  }
+
+  ncl_embed_train_settings_init (&s);
+  s.graph = g_strdup (tpl);
+  s.output = g_strdup (out);
+  s.identities_per_batch = 3;
+  s.images_per_identity = 3;
+  s.iterations = 40;
+  s.checkpoint_every = 20;
+  s.learning_rate = 3e-3;
+  s.flip = FALSE;
+  NCL_CHECK (ncl_embed_train (&s, &data, NULL, NULL, &error));
+  NCL_CHECK_NO_ERROR (error);
+  NCL_CHECK (g_file_test (png, G_FILE_TEST_EXISTS));
+  NCL_CHECK (g_file_test (ck, G_FILE_TEST_EXISTS));
+
+  model = ncl_model_load (out, &error);
+  NCL_CHECK_NO_ERROR (error);
+  if (model != NULL) {
+    NCL_CHECK (ncl_embed_compute (ctx, model, &data, 7, &emb, &d, &error));
+    NCL_CHECK_NO_ERROR (error);
+    NCL_CHECK (d == 8);
+    for (gint i = 0; emb != NULL && i < IDS * PER; i++)
+      for (gint j = i + 1; j < IDS * PER; j++) {
+        gdouble t = 0;
+
+        for (gint k = 0; k < d; k++)
+          t += (emb[i * d + k] - emb[j * d + k]) *
+              (emb[i * d + k] - emb[j * d + k]);
+        if (labels[i] == labels[j]) {
+          same += t;
+          ns++;
+        } else {
+          diff += t;
+          nd++;
+        }
+      }
+    g_print ("mean squared distance: same %.3f, different %.3f\n",
+        same / ns, diff / nd);
+    NCL_CHECK (same / ns * 3 < diff / nd);
+  }
+
+  /* a template that does not end in C x 1 x 1 */
+  {
+    g_autofree gchar *bad = g_build_filename (dir, "bad.yaml", NULL);
+    NclEmbedTrainSettings b;
+
+    NCL_CHECK (g_file_set_contents (bad,
+            "neuralcl-model: 1\nweights: x.safetensors\ninput:\n"
+            "  channels: 1\nlayers:\n  - {name: c1, op: conv, filters: 4, "
+            "kernel: 3, weight: w}\n", -1, NULL));
+    ncl_embed_train_settings_init (&b);
+    b.graph = g_strdup (bad);
+    b.output = g_strdup (out);
+    b.identities_per_batch = 2;
+    b.images_per_identity = 2;
+    NCL_CHECK (!ncl_embed_train (&b, &data, NULL, NULL, &error));
+    NCL_CHECK (error != NULL && strstr (error->message, "C x 1 x 1"));
+    g_clear_error (&error);
+    ncl_embed_train_settings_clear (&b);
+  }
+  ncl_embed_train_settings_clear (&s);
+}
+
+gint
+main (gint argc, gchar ** argv)
+{
+  test_strings ();
+  test_batch_hard ();
+  test_semi_hard ();
+  test_random ();
+  test_loss_value ();
+  test_gradients ();
+  test_trainer ();
+  return ncl_test_finish ();
+}
