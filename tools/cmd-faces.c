@@ -19,6 +19,7 @@
 
 #include "neuralcl-cli.h"
 #include "face-eval.h"
+#include "cmd-faces-train.h"
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -1528,6 +1529,10 @@ static const NclCliCommand faces_actions[] = {
       faces_eval},
   {"eval-identify", "Identification top-1 with one enrolled photo each",
       faces_eval_identify},
+  {"train", "Train a face embedding with the triplet loss",
+      ncl_cli_faces_train},
+  {"train-verifier", "Learn the verification head from labelled photos",
+      ncl_cli_faces_train_verifier},
   {NULL, NULL, NULL},
 };
 
