@@ -48,6 +48,9 @@
  *   conv_bwd_weights_generic  one work-item per weight.
  *   conv_bwd_bias          db[co] += sum of dout's plane co over the batch.
  *
+ * The register-tiled conv kernels are compiled only with -DBWD_TILED (and
+ * then alone), so their many tunable combinations do not rebuild the rest.
+ *
  * Tunables (build options):
  *   CI_TILE  conv_bwd_data_direct / pack: input channels per work-item (16)
  *   KW       conv kernel width, compile-time (3)
@@ -159,6 +162,8 @@ bwd_store16 (__global float *p, float16 v, int n)
       p[l] = t[l];
   }
 }
+
+#ifndef BWD_TILED
 
 /* ---- element-wise ------------------------------------------------------- */
 
@@ -711,7 +716,136 @@ fc_bwd_weights (__global const float *in, __global const float *dout,
   }
 }
 
-/* ---- conv2d: data gradient ---------------------------------------------- */
+/* ---- conv2d: generic kernels, sums ------------------------------------- */
+
+/* Zero padding folded in: taps that fall outside dout are skipped.
+ * global: (w, h, n * cin) */
+__kernel void
+conv_bwd_data_generic (__global const float *dz, __global const float *wt,
+    __global float *din, const int n, const int cin, const int h,
+    const int w, const int cout, const int oh, const int ow, const int kh,
+    const int kw, const int sh, const int sw, const int dil, const int pt,
+    const int pl, const int groups)
+{
+  const int ix = get_global_id (0);
+  const int iy = get_global_id (1);
+  const int z = get_global_id (2);
+
+  if (ix >= w || iy >= h || z >= n * cin)
+    return;
+  {
+    const int b = z / cin, ci = z % cin;
+    const int cin_g = cin / groups, cout_g = cout / groups;
+    const int g = ci / cin_g, cl = ci % cin_g;
+    float sum = 0.0f;
+
+    for (int j = 0; j < cout_g; j++) {
+      int co = g * cout_g + j;
+      __global const float *wc = wt + ((size_t) co * cin_g + cl) * kh * kw;
+      __global const float *plane = dz + ((size_t) b * cout + co) * oh * ow;
+
+      for (int ky = 0; ky < kh; ky++) {
+        int ty = iy + pt - ky * dil;
+        int oy = ty / sh;
+
+        if (ty < 0 || ty != oy * sh || oy >= oh)
+          continue;
+        for (int kx = 0; kx < kw; kx++) {
+          int tx = ix + pl - kx * dil;
+          int ox = tx / sw;
+
+          if (tx < 0 || tx != ox * sw || ox >= ow)
+            continue;
+          sum = fma (wc[ky * kw + kx], plane[oy * ow + ox], sum);
+        }
+      }
+    }
+    din[(size_t) z * h * w + (size_t) iy * w + ix] = sum;
+  }
+}
+
+/* dw[i] += sum over chunks of partial[c][i]; global: (count) */
+__kernel void
+conv_bwd_reduce (__global const float *partial, __global float *dw,
+    const int count, const int chunks)
+{
+  const int i = get_global_id (0);
+
+  if (i >= count)
+    return;
+  {
+    float s = 0.0f;
+
+    for (int c = 0; c < chunks; c++)
+      s += partial[(size_t) c * count + i];
+    dw[i] += s;
+  }
+}
+
+/* dw[co][cl][ky][kx] += sum over b, oy, ox of dz * x at (oy * sh + ky * dil,
+ * ox * sw + kx * dil) of the (padded) input (n, cin, hp, wp).
+ * global: (kh * kw, cin_g, cout) */
+__kernel void
+conv_bwd_weights_generic (__global const float *x, __global const float *dz,
+    __global float *dw, const int n, const int cin, const int hp,
+    const int wp, const int cout, const int oh, const int ow, const int kh,
+    const int kw, const int sh, const int sw, const int dil,
+    const int groups)
+{
+  const int tap = get_global_id (0);
+  const int cl = get_global_id (1);
+  const int co = get_global_id (2);
+  const int cin_g = cin / groups, cout_g = cout / groups;
+
+  if (tap >= kh * kw || cl >= cin_g || co >= cout)
+    return;
+  {
+    const int ky = tap / kw, kx = tap % kw;
+    const int ci = (co / cout_g) * cin_g + cl;
+    float sum = 0.0f;
+
+    for (int b = 0; b < n; b++) {
+      __global const float *xp = x + ((size_t) b * cin + ci) * hp * wp
+          + ky * dil * wp + kx * dil;
+      __global const float *dp = dz + ((size_t) b * cout + co) * oh * ow;
+
+      for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+          sum = fma (dp[oy * ow + ox], xp[oy * sh * wp + ox * sw], sum);
+    }
+    dw[((size_t) co * cin_g + cl) * kh * kw + tap] += sum;
+  }
+}
+
+/* db[co] += sum over the batch of dz's plane co; global: (cout) */
+__kernel void
+conv_bwd_bias (__global const float *dz, __global float *db, const int n,
+    const int cout, const int hw)
+{
+  const int co = get_global_id (0);
+
+  if (co >= cout)
+    return;
+  {
+    const int nv = hw / 16;
+    float16 acc = (float16) (0.0f);
+    float s = 0.0f;
+
+    for (int b = 0; b < n; b++) {
+      __global const float *p = dz + ((size_t) b * cout + co) * hw;
+
+      for (int i = 0; i < nv; i++)
+        acc += vload16 (i, p);
+      for (int i = nv * 16; i < hw; i++)
+        s += p[i];
+    }
+    db[co] += s + bwd_sum16 (acc);
+  }
+}
+
+#else /* BWD_TILED */
+
+/* ---- conv2d: register-tiled kernels (built with -DBWD_TILED) ----------- */
 
 /* global: (cin_padded * cout * kh * KW) */
 __kernel void
@@ -831,54 +965,6 @@ conv_bwd_data_direct (__global const float *dzp, __global const float *wp,
   }
 }
 
-/* Zero padding folded in: taps that fall outside dout are skipped.
- * global: (w, h, n * cin) */
-__kernel void
-conv_bwd_data_generic (__global const float *dz, __global const float *wt,
-    __global float *din, const int n, const int cin, const int h,
-    const int w, const int cout, const int oh, const int ow, const int kh,
-    const int kw, const int sh, const int sw, const int dil, const int pt,
-    const int pl, const int groups)
-{
-  const int ix = get_global_id (0);
-  const int iy = get_global_id (1);
-  const int z = get_global_id (2);
-
-  if (ix >= w || iy >= h || z >= n * cin)
-    return;
-  {
-    const int b = z / cin, ci = z % cin;
-    const int cin_g = cin / groups, cout_g = cout / groups;
-    const int g = ci / cin_g, cl = ci % cin_g;
-    float sum = 0.0f;
-
-    for (int j = 0; j < cout_g; j++) {
-      int co = g * cout_g + j;
-      __global const float *wc = wt + ((size_t) co * cin_g + cl) * kh * kw;
-      __global const float *plane = dz + ((size_t) b * cout + co) * oh * ow;
-
-      for (int ky = 0; ky < kh; ky++) {
-        int ty = iy + pt - ky * dil;
-        int oy = ty / sh;
-
-        if (ty < 0 || ty != oy * sh || oy >= oh)
-          continue;
-        for (int kx = 0; kx < kw; kx++) {
-          int tx = ix + pl - kx * dil;
-          int ox = tx / sw;
-
-          if (tx < 0 || tx != ox * sw || ox >= ow)
-            continue;
-          sum = fma (wc[ky * kw + kx], plane[oy * ow + ox], sum);
-        }
-      }
-    }
-    din[(size_t) z * h * w + (size_t) iy * w + ix] = sum;
-  }
-}
-
-/* ---- conv2d: weight gradient -------------------------------------------- */
-
 /* 16 input pixels for output lanes l = 0..15 at x = l * SW from @p. */
 inline float16
 bwd_load_px (__global const float *p)
@@ -994,81 +1080,4 @@ conv_bwd_weights (__global const float *x, __global const float *dz,
   }
 }
 
-/* dw[i] += sum over chunks of partial[c][i]; global: (count) */
-__kernel void
-conv_bwd_reduce (__global const float *partial, __global float *dw,
-    const int count, const int chunks)
-{
-  const int i = get_global_id (0);
-
-  if (i >= count)
-    return;
-  {
-    float s = 0.0f;
-
-    for (int c = 0; c < chunks; c++)
-      s += partial[(size_t) c * count + i];
-    dw[i] += s;
-  }
-}
-
-/* dw[co][cl][ky][kx] += sum over b, oy, ox of dz * x at (oy * sh + ky * dil,
- * ox * sw + kx * dil) of the (padded) input (n, cin, hp, wp).
- * global: (kh * kw, cin_g, cout) */
-__kernel void
-conv_bwd_weights_generic (__global const float *x, __global const float *dz,
-    __global float *dw, const int n, const int cin, const int hp,
-    const int wp, const int cout, const int oh, const int ow, const int kh,
-    const int kw, const int sh, const int sw, const int dil,
-    const int groups)
-{
-  const int tap = get_global_id (0);
-  const int cl = get_global_id (1);
-  const int co = get_global_id (2);
-  const int cin_g = cin / groups, cout_g = cout / groups;
-
-  if (tap >= kh * kw || cl >= cin_g || co >= cout)
-    return;
-  {
-    const int ky = tap / kw, kx = tap % kw;
-    const int ci = (co / cout_g) * cin_g + cl;
-    float sum = 0.0f;
-
-    for (int b = 0; b < n; b++) {
-      __global const float *xp = x + ((size_t) b * cin + ci) * hp * wp
-          + ky * dil * wp + kx * dil;
-      __global const float *dp = dz + ((size_t) b * cout + co) * oh * ow;
-
-      for (int oy = 0; oy < oh; oy++)
-        for (int ox = 0; ox < ow; ox++)
-          sum = fma (dp[oy * ow + ox], xp[oy * sh * wp + ox * sw], sum);
-    }
-    dw[((size_t) co * cin_g + cl) * kh * kw + tap] += sum;
-  }
-}
-
-/* db[co] += sum over the batch of dz's plane co; global: (cout) */
-__kernel void
-conv_bwd_bias (__global const float *dz, __global float *db, const int n,
-    const int cout, const int hw)
-{
-  const int co = get_global_id (0);
-
-  if (co >= cout)
-    return;
-  {
-    const int nv = hw / 16;
-    float16 acc = (float16) (0.0f);
-    float s = 0.0f;
-
-    for (int b = 0; b < n; b++) {
-      __global const float *p = dz + ((size_t) b * cout + co) * hw;
-
-      for (int i = 0; i < nv; i++)
-        acc += vload16 (i, p);
-      for (int i = nv * 16; i < hw; i++)
-        s += p[i];
-    }
-    db[co] += s + bwd_sum16 (acc);
-  }
-}
+#endif /* BWD_TILED */

@@ -357,8 +357,8 @@ data_direct (NclContext * ctx, const NclConvParams * p, cl_mem weight,
   }
   span = 16 * sw * pxv;
   cin_p = (cin + ci_tile - 1) / ci_tile * ci_tile;
-  options = g_strdup_printf ("-DCI_TILE=%d -DKW=%d -DSW=%d -DPLM=%d "
-      "-DPXV=%d", ci_tile, kw, sw, pl % sw, pxv);
+  options = g_strdup_printf ("-DBWD_TILED -DCI_TILE=%d -DKW=%d -DSW=%d "
+      "-DPLM=%d -DPXV=%d", ci_tile, kw, sw, pl % sw, pxv);
   kpack = ncl_context_get_kernel (ctx, "backward", "conv_bwd_pack_w",
       options, error);
   if (kpack == NULL)
@@ -548,8 +548,8 @@ weights_direct (NclContext * ctx, const NclConvParams * p,
   gboolean ok;
 
   weights_tile (p, &co_t, &ci_t);
-  options = g_strdup_printf ("-DCO_T=%d -DCI_T=%d -DKW=%d -DSW=%d", co_t,
-      ci_t, p->kw, p->stride_w);
+  options = g_strdup_printf ("-DBWD_TILED -DCO_T=%d -DCI_T=%d -DKW=%d "
+      "-DSW=%d", co_t, ci_t, p->kw, p->stride_w);
   k = ncl_context_get_kernel (ctx, "backward", "conv_bwd_weights", options,
       error);
   if (k == NULL)
