@@ -66,6 +66,11 @@ ncl_adam_step (NclContext * ctx, const NclAdamParams * p, gint step, gsize n,
   }
   if (n == 0)
     return TRUE;
+  if (!ncl_buffer_check (param, n, "adam: param", error)
+      || !ncl_buffer_check (grad, n, "adam: grad", error)
+      || !ncl_buffer_check (m, n, "adam: m", error)
+      || !ncl_buffer_check (v, n, "adam: v", error))
+    return FALSE;
   adam_corrections (p, step, &c1, &c2);
   wd_l2 = p->decoupled ? 0.0f : p->weight_decay;
   wd_dec = p->decoupled ? p->weight_decay : 0.0f;

@@ -494,11 +494,14 @@ ncl_conv2d_backward_data (NclContext * ctx, const NclConvParams * p,
   if (!check_params (p, error)
       || !check_shapes (p, din->n, din->c, din->h, din->w, dout, error))
     return FALSE;
-  if (din == dout || weight == NULL) {
+  if (din == dout) {
     g_set_error_literal (error, NCL_ERROR, NCL_ERROR_FAILED,
-        "conv backward: needs the weights and cannot run in place");
+        "conv backward: cannot run in place");
     return FALSE;
   }
+  if (!ncl_buffer_check (weight, (gsize) p->cout * (p->cin / p->groups)
+          * p->kh * p->kw, "conv backward: weight", error))
+    return FALSE;
   if (!folded) {
     /* the gradient of the padded input, folded back by the pad backward */
     scratch = scratch_tensor (ctx, din->n, din->c,
@@ -622,6 +625,12 @@ ncl_conv2d_backward_weights (NclContext * ctx, const NclConvParams * p,
 
   if (!check_params (p, error)
       || !check_shapes (p, in->n, in->c, in->h, in->w, dout, error))
+    return FALSE;
+  if ((dweight != NULL && !ncl_buffer_check (dweight, (gsize) p->cout
+              * (p->cin / p->groups) * p->kh * p->kw,
+              "conv backward: dweight", error))
+      || (dbias != NULL && !ncl_buffer_check (dbias, p->cout,
+              "conv backward: dbias", error)))
     return FALSE;
 
   if (dbias != NULL) {

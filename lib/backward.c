@@ -332,6 +332,32 @@ ncl_buffer_new_rw (NclContext * ctx, const gfloat * data, gsize n,
 }
 
 gboolean
+ncl_buffer_check (cl_mem buf, gsize floats, const gchar * what,
+    GError ** error)
+{
+  gsize size = 0;
+  cl_int st;
+
+  if (buf == NULL) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_FAILED, "%s: no buffer", what);
+    return FALSE;
+  }
+  st = clGetMemObjectInfo (buf, CL_MEM_SIZE, sizeof (size), &size, NULL);
+  if (st != CL_SUCCESS) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_OPENCL,
+        "%s: cannot query the buffer: %s", what, ncl_cl_status_name (st));
+    return FALSE;
+  }
+  if (size < floats * sizeof (gfloat)) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "%s: buffer holds %" G_GSIZE_FORMAT " floats, expected %"
+        G_GSIZE_FORMAT, what, size / sizeof (gfloat), floats);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
 ncl_buffer_zero (NclContext * ctx, cl_mem buf, gsize n, GError ** error)
 {
   const gfloat zero = 0.0f;
@@ -339,6 +365,8 @@ ncl_buffer_zero (NclContext * ctx, cl_mem buf, gsize n, GError ** error)
 
   if (n == 0)
     return TRUE;
+  if (!ncl_buffer_check (buf, n, "buffer zero", error))
+    return FALSE;
   st = clEnqueueFillBuffer (ncl_context_get_queue (ctx), buf, &zero,
       sizeof (zero), 0, n * sizeof (gfloat), 0, NULL, NULL);
   if (st != CL_SUCCESS) {
@@ -628,7 +656,13 @@ ncl_instnorm_backward (NclContext * ctx, const NclTensor * in,
         "instance norm backward: only din may share dout's buffer");
     return FALSE;
   }
-  if (!check_numel ("instance norm backward", ncl_tensor_numel (in), error))
+  if (!check_numel ("instance norm backward", ncl_tensor_numel (in), error)
+      || (gamma != NULL && !ncl_buffer_check (gamma, in->c,
+              "instance norm backward: gamma", error))
+      || (dgamma != NULL && !ncl_buffer_check (dgamma, in->c,
+              "instance norm backward: dgamma", error))
+      || (dbeta != NULL && !ncl_buffer_check (dbeta, in->c,
+              "instance norm backward: dbeta", error)))
     return FALSE;
   if (din != NULL && din != dout && !ncl_tensor_reshape (din, in->n, in->c,
           in->h, in->w, error))
@@ -806,12 +840,15 @@ ncl_fc_backward (NclContext * ctx, const NclTensor * in, cl_mem weight,
         "fc backward: cannot run in place");
     return FALSE;
   }
+  if ((dweight != NULL && !ncl_buffer_check (dweight, in_f * out_f,
+              "fc backward: dweight", error))
+      || (dbias != NULL && !ncl_buffer_check (dbias, out_f,
+              "fc backward: dbias", error)))
+    return FALSE;
   if (din != NULL) {
-    if (weight == NULL) {
-      g_set_error_literal (error, NCL_ERROR, NCL_ERROR_FAILED,
-          "fc backward: din needs the weights");
+    if (!ncl_buffer_check (weight, in_f * out_f, "fc backward: weight",
+            error))
       return FALSE;
-    }
     if (!ncl_tensor_reshape (din, in->n, in->c, in->h, in->w, error))
       return FALSE;
     k = ncl_context_get_kernel (ctx, "backward", "fc_bwd_data", NULL, error);

@@ -43,6 +43,10 @@ G_BEGIN_DECLS
  * holding @data, or zeros when @data is NULL. */
 cl_mem ncl_buffer_new_rw (NclContext * ctx, const gfloat * data, gsize n,
     GError ** error);
+/* Checks that @buf holds at least @floats floats; the error names it as
+ * @what ("conv backward: dweight"). */
+gboolean ncl_buffer_check (cl_mem buf, gsize floats, const gchar * what,
+    GError ** error);
 /* Sets the first @n floats of @buf to zero. */
 gboolean ncl_buffer_zero (NclContext * ctx, cl_mem buf, gsize n,
     GError ** error);

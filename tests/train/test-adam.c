@@ -161,5 +161,19 @@ main (int argc, char **argv)
   ap.grad_scale = 0.25f;
   check_steps (ctx, 45, &ap, 4);
   check_quadratic (ctx);
+  {
+    g_autoptr (GError) error = NULL;
+    gfloat one = 1.0f;
+    cl_mem buf = device_copy (ctx, &one, 1);
+
+    /* steps count from 1; buffers must hold n floats */
+    NCL_CHECK (!ncl_adam_step (ctx, &ap, 0, 1, buf, buf, buf, buf, &error));
+    NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_FAILED));
+    g_clear_error (&error);
+    NCL_CHECK (!ncl_adam_step (ctx, &ap, 1, 1000, buf, buf, buf, buf,
+            &error));
+    NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
+    clReleaseMemObject (buf);
+  }
   return ncl_test_finish ();
 }

@@ -1020,6 +1020,60 @@ dev_fc (gint n, gint c, gint hw, gint out_f)
   clReleaseMemObject (bw);
 }
 
+/* Bad calls fail with the right code instead of computing garbage. */
+static void
+error_tests (void)
+{
+  NclConvParams p = { 0 };
+  NclPadding pad = { 1, 1, 1, 1, NCL_PAD_REFLECT };
+  gfloat w[2 * 3 * 9] = { 0 };
+  g_autoptr (NclTensor) x = ncl_test_tensor (ctx, NULL, 1, 3, 8, 8);
+  g_autoptr (NclTensor) dz = ncl_test_tensor (ctx, NULL, 1, 2, 8, 8);
+  g_autoptr (NclTensor) dx = ncl_test_tensor (ctx, NULL, 1, 3, 7, 8);
+  g_autoptr (GError) error = NULL;
+  cl_mem small = device_buffer (w, 5);
+  cl_mem wbuf = device_buffer (w, G_N_ELEMENTS (w));
+
+  p.cin = 3;
+  p.cout = 2;
+  p.kh = p.kw = 3;
+  p.stride_h = p.stride_w = 1;
+  p.groups = 1;
+  p.pad = pad;
+  /* din of the wrong shape */
+  NCL_CHECK (!ncl_conv2d_backward_data (ctx, &p, wbuf, dz, dx, &error));
+  NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
+  g_clear_error (&error);
+  /* a weight gradient buffer too small for (2, 3, 3, 3) */
+  NCL_CHECK (!ncl_conv2d_backward_weights (ctx, &p, x, dz, small, NULL,
+          &error));
+  NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
+  g_clear_error (&error);
+  /* groups that do not divide the channels */
+  p.groups = 2;
+  NCL_CHECK (!ncl_conv2d_backward_weights (ctx, &p, x, dz, wbuf, NULL,
+          &error));
+  NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
+  g_clear_error (&error);
+  /* 8 rows less 1 + 2 padding rows is not an input upsampled x2 */
+  pad.bottom = 2;
+  NCL_CHECK (!ncl_pad_backward (ctx, dz, 2, &pad, dx, &error));
+  NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
+  g_clear_error (&error);
+  /* a fused activation needs the forward output */
+  NCL_CHECK (!ncl_instnorm_backward (ctx, x, NULL, x, NULL, 1e-5f,
+          NCL_ACT_RELU, 0.0f, dx, NULL, NULL, NULL, &error));
+  NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_FAILED));
+  g_clear_error (&error);
+  NCL_CHECK (!ncl_activation_backward (ctx, NULL, x, NCL_ACT_TANH, 0.0f, dx,
+          &error));
+  NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_FAILED));
+  g_clear_error (&error);
+  g_print ("ok error cases\n");
+  clReleaseMemObject (wbuf);
+  clReleaseMemObject (small);
+}
+
 static void
 device_tests (void)
 {
@@ -1085,6 +1139,7 @@ device_tests (void)
   dev_fc (3, 37, 1, 10);
   dev_fc (5, 4, 16, 17);
   dev_fc (1, 8, 49, 128);
+  error_tests ();
 }
 
 /* ---- benchmark (NCL_BENCH=1) -------------------------------------------- */
