@@ -125,6 +125,7 @@
 #include <neuralcl/context.h>
 #include <neuralcl/error.h>
 #include <neuralcl/face-config.h>
+#include <neuralcl/metric.h>
 #include <neuralcl/face.h>
 #include <neuralcl/gallery.h>
 #include <neuralcl/image.h>
@@ -728,12 +729,26 @@ gst_face_recognize_watch (GstFaceRecognize * self, GFileMonitor ** monitor)
 
 /* Loads the gallery at @path for a swap; posts a warning and returns NULL
  * when it cannot be loaded. */
+
+/* The learned verification head for "verifier: classifier" (NULL without
+ * error for "distance"). */
+static NclVerifier *
+gst_face_recognize_load_head (const gchar * verifier, const gchar * model,
+    GError ** error)
+{
+  NclFaceConfig t = { 0 };
+
+  t.verifier = (gchar *) verifier;
+  t.verifier_model = (gchar *) model;
+  return ncl_verifier_from_config (&t, error);
+}
 static NclGallery *
 gst_face_recognize_reload (GstFaceRecognize * self, const gchar * path)
 {
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (NclGallery) g = NULL;
   g_autoptr (GError) error = NULL;
+  g_autofree gchar *verifier = NULL, *vmodel = NULL;
   NclFaceConfig c;
   gdouble threshold, margin;
 
@@ -741,10 +756,21 @@ gst_face_recognize_reload (GstFaceRecognize * self, const gchar * path)
   gst_face_recognize_get_settings_locked (self, &c);
   threshold = c.threshold;
   margin = c.margin;
+  verifier = g_strdup (c.verifier);
+  vmodel = g_strdup (c.verifier_model);
   GST_OBJECT_UNLOCK (self);
 
   GST_INFO_OBJECT (self, "reloading the gallery %s", path);
   g = ncl_gallery_parse (path, &error);
+  if (g != NULL) {
+    NclVerifier *head = gst_face_recognize_load_head (verifier, vmodel,
+        &error);
+
+    if (error != NULL)
+      g_clear_pointer (&g, ncl_gallery_unref);
+    else
+      ncl_gallery_set_classifier (g, head);
+  }
   if (g != NULL && !gst_face_recognize_enrol (self, g, threshold, margin,
           warnings, &error))
     g_clear_pointer (&g, ncl_gallery_unref);
@@ -986,7 +1012,8 @@ gst_face_recognize_start (GstBaseTransform * trans)
   g_autofree gchar *config = NULL;
   g_autofree gchar *path = NULL;
   g_autofree gchar *device = NULL;
-  g_autofree gchar *verifier = NULL;
+  g_autofree gchar *verifier = NULL, *vmodel = NULL;
+  g_autoptr (NclVerifier) head = NULL;
   NclFaceConfig file, c;
   gint64 t0 = g_get_monotonic_time ();
 
@@ -1010,12 +1037,15 @@ gst_face_recognize_start (GstBaseTransform * trans)
   path = g_strdup (c.gallery);
   device = g_strdup (c.device);
   verifier = g_strdup (c.verifier);
+  vmodel = g_strdup (c.verifier_model);
   GST_OBJECT_UNLOCK (self);
 
-  if (g_strcmp0 (verifier, "distance") != 0) {
+  /* verifier: classifier: the learned head decides (metric.h) */
+  head = gst_face_recognize_load_head (verifier, vmodel, &error);
+  if (error != NULL) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("The face verifier \"%s\" is not supported by this build (only "
-            "\"distance\").", verifier), ("config %s", config));
+        ("Could not load the face verifier: %s", error->message),
+        ("config %s", config));
     goto failed;
   }
   if (path == NULL) {
@@ -1033,6 +1063,7 @@ gst_face_recognize_start (GstBaseTransform * trans)
             error->message), error, path, __LINE__);
     goto failed;
   }
+  ncl_gallery_set_classifier (gallery, g_steal_pointer (&head));
 
   self->ctx = ncl_context_get_shared (device, &error);
   if (self->ctx == NULL) {

@@ -16,6 +16,7 @@
 #include <neuralcl/config.h>
 #include <neuralcl/error.h>
 #include <neuralcl/safetensors.h>
+#include <neuralcl/metric.h>
 
 #include <gio/gio.h>
 #include <errno.h>
@@ -50,6 +51,7 @@ struct _NclGallery
   gdouble threshold;
   gdouble margin;
   NclGalleryVerifier verifier;
+  NclVerifier *head;            /* classifier only */
   gboolean use_cache;
   GPtrArray *identities;        /* Identity */
 };
@@ -81,6 +83,8 @@ ncl_gallery_verifier_to_string (NclGalleryVerifier v)
   switch (v) {
     case NCL_GALLERY_VERIFIER_DISTANCE:
       return "distance";
+    case NCL_GALLERY_VERIFIER_CLASSIFIER:
+      return "classifier";
   }
   return "invalid";
 }
@@ -113,6 +117,7 @@ ncl_gallery_unref (NclGallery * g)
   if (g == NULL || !g_atomic_int_dec_and_test (&g->ref_count))
     return;
   g_ptr_array_unref (g->identities);
+  ncl_verifier_free (g->head);
   g_free (g->dir);
   g_free (g->path);
   g_free (g);
@@ -821,6 +826,36 @@ identity_distance (const Identity * id, const gfloat * desc)
   return best;
 }
 
+/* The head's highest p(same) against any descriptor of @id. */
+static gdouble
+identity_probability (const NclGallery * g, const Identity * id,
+    const gfloat * desc)
+{
+  gdouble best = 0;
+  guint n_extra = id->extra->len / DESC_LEN;
+
+  for (guint j = 0; j < id->images->len; j++) {
+    const GalleryImage *im = id->images->pdata[j];
+
+    if (im->enrolled)
+      best = MAX (best, ncl_verifier_probability (g->head, im->desc, desc));
+  }
+  for (guint j = 0; j < n_extra; j++)
+    best = MAX (best, ncl_verifier_probability (g->head,
+            &g_array_index (id->extra, gfloat, j * DESC_LEN), desc));
+  return best;
+}
+
+void
+ncl_gallery_set_classifier (NclGallery * g, NclVerifier * head)
+{
+  g_return_if_fail (g != NULL);
+  ncl_verifier_free (g->head);
+  g->head = head;
+  g->verifier = head ? NCL_GALLERY_VERIFIER_CLASSIFIER :
+      NCL_GALLERY_VERIFIER_DISTANCE;
+}
+
 gboolean
 ncl_gallery_match (const NclGallery * g, const gfloat * desc, NclMatch * m)
 {
@@ -853,6 +888,12 @@ ncl_gallery_match (const NclGallery * g, const gfloat * desc, NclMatch * m)
     case NCL_GALLERY_VERIFIER_DISTANCE:
       if (m->distance < ncl_gallery_get_identity_threshold (g, m->nearest) &&
           (m->second < 0 || m->second_distance - m->distance >= g->margin))
+        m->identity = m->nearest;
+      break;
+    case NCL_GALLERY_VERIFIER_CLASSIFIER:
+      if (identity_probability (g, g->identities->pdata[m->nearest], desc) >
+          0.5 && (m->second < 0 ||
+              m->second_distance - m->distance >= g->margin))
         m->identity = m->nearest;
       break;
   }

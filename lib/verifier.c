@@ -341,3 +341,30 @@ ncl_verifier_find_default (void)
   }
   return NULL;
 }
+
+NclVerifier *
+ncl_verifier_from_config (const NclFaceConfig * c, GError ** error)
+{
+  g_autofree gchar *path = NULL;
+  NclVerifier *v;
+
+  if (c->verifier == NULL || !g_str_equal (c->verifier, "classifier"))
+    return NULL;
+  path = c->verifier_model ? g_strdup (c->verifier_model) :
+      ncl_verifier_find_default ();
+  if (path == NULL) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_NOT_FOUND,
+        "verifier: classifier: no verifier-model given and no bundled head "
+        "(models/verifier/face-verifier.yaml; $NEURALCL_VERIFIER_MODEL)");
+    return NULL;
+  }
+  v = ncl_verifier_load (path, error);
+  if (v != NULL && ncl_verifier_get_dim (v) != NCL_FACE_DESCRIPTOR_LEN) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_INVALID_MODEL,
+        "%s: the head takes %d values, descriptors have %d", path,
+        ncl_verifier_get_dim (v), NCL_FACE_DESCRIPTOR_LEN);
+    ncl_verifier_free (v);
+    return NULL;
+  }
+  return v;
+}

@@ -513,6 +513,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "No random horizontal flips", NULL},
     {"resume", 0, 0, G_OPTION_ARG_NONE, &o.resume,
         "Continue from the last checkpoint", NULL},
+    {"descriptor-cache", 0, 0, G_OPTION_ARG_FILENAME, &o.cache,
+        "Descriptor cache (default OUTPUT.descriptors.tsv)", "TSV"},
     {"eval-only", 0, 0, G_OPTION_ARG_NONE, &eval_only,
         "Evaluate the existing --output model (and the raw descriptors) "
           "without training", NULL},
@@ -580,6 +582,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   TAKE (input);
   TAKE (mining);
   TAKE (device);
+  TAKE (cache);
 #undef TAKE
   if (cli.margin >= 0)
     o.margin = cli.margin;

@@ -627,6 +627,38 @@ faces_verify (gint argc, gchar ** argv)
   distance = ncl_face_distance (desc[0], desc[1]);
   threshold = verify_threshold (&r.config);
   same = distance < threshold;
+  /* verifier: classifier decides with the learned head instead */
+  {
+    g_autoptr (GError) error = NULL;
+    g_autoptr (NclVerifier) head = ncl_verifier_from_config (&r.config,
+        &error);
+
+    if (error != NULL)
+      return ncl_cli_fail_error (error);
+    if (head != NULL) {
+      gdouble p = ncl_verifier_probability (head, desc[0], desc[1]);
+
+      same = p > 0.5;
+      if (json) {
+        g_autoptr (JsonBuilder) b = json_builder_new ();
+
+        json_builder_begin_object (b);
+        add_string (b, "file_a", argv[1]);
+        add_string (b, "file_b", argv[2]);
+        add_double (b, "distance", distance);
+        add_string (b, "verifier", "classifier");
+        add_double (b, "probability", p);
+        json_builder_set_member_name (b, "same");
+        json_builder_add_boolean_value (b, same);
+        json_builder_end_object (b);
+        print_json (b);
+      } else {
+        printf ("distance %.4f, p(same) %.4f: %s (classifier)\n", distance,
+            p, same ? "same person" : "different people");
+      }
+      return NCL_CLI_EXIT_OK;
+    }
+  }
   if (json) {
     g_autoptr (JsonBuilder) b = json_builder_new ();
 
@@ -1209,6 +1241,7 @@ faces_eval (gint argc, gchar ** argv)
 {
   g_auto (FaceOptions) o = { 0 };
   g_auto (FaceRun) r = { 0 };
+  g_autoptr (NclVerifier) head = NULL;
   g_autofree gchar *pairs_path = NULL;
   g_autofree gchar *root = NULL;
   g_autofree gchar *scores_path = NULL;
@@ -1271,6 +1304,12 @@ faces_eval (gint argc, gchar ** argv)
   scores_text = g_string_new ("file_a\tfile_b\tsame\tdistance\n");
   threshold = verify_threshold (&r.config);
   correct = 0;
+  /* verifier: classifier: the score is 1 - p(same), accepted below 0.5 */
+  head = ncl_verifier_from_config (&r.config, &error);
+  if (error != NULL)
+    return ncl_cli_fail_error (error);
+  if (head != NULL)
+    threshold = 0.5;
 
   for (guint i = 0; i < pairs->len; i++) {
     const FaceEvalPair *p = &g_array_index (pairs, FaceEvalPair, i);
@@ -1288,8 +1327,9 @@ faces_eval (gint argc, gchar ** argv)
       g_string_append_c (scores_text, '\n');
       continue;
     }
-    scores[n_scored].distance = ncl_face_distance (a->descriptor,
-        b->descriptor);
+    scores[n_scored].distance = head != NULL ? 1.0 -
+        ncl_verifier_probability (head, a->descriptor, b->descriptor) :
+        ncl_face_distance (a->descriptor, b->descriptor);
     scores[n_scored].same = p->same;
     g_string_append_printf (scores_text, "%s\n", g_ascii_formatd (buf,
             sizeof (buf), "%.6f", scores[n_scored].distance));

@@ -24,13 +24,20 @@ G_BEGIN_DECLS
  * @NCL_GALLERY_VERIFIER_DISTANCE: accept the nearest identity when its
  *   distance is below the threshold and beats the second by the margin
  *
- * How a nearest identity is accepted ("verifier:" in the YAML).  Learned
- * heads ("classifier") will be added here.
+ * @NCL_GALLERY_VERIFIER_CLASSIFIER: accept the nearest identity when the
+ *   learned head (metric.h) gives p(same) > 0.5 against one of its
+ *   descriptors and it beats the second by the margin; set with
+ *   ncl_gallery_set_classifier() ("verifier: classifier" in a face config)
+ *
+ * How a nearest identity is accepted ("verifier:" in the YAML).
  */
 typedef enum
 {
   NCL_GALLERY_VERIFIER_DISTANCE,
+  NCL_GALLERY_VERIFIER_CLASSIFIER,
 } NclGalleryVerifier;
+
+typedef struct _NclVerifier NclVerifier;
 
 const gchar *ncl_gallery_verifier_to_string (NclGalleryVerifier v);
 
@@ -117,6 +124,9 @@ void ncl_gallery_add_descriptor (NclGallery * g, gint identity,
 void ncl_gallery_set_image_descriptor (NclGallery * g, gint identity,
     guint image, const gfloat * desc);
 void ncl_gallery_set_threshold (NclGallery * g, gdouble threshold);
+/* Decides with @head (transfer full) instead of the threshold; NULL goes
+ * back to the distance rule. */
+void ncl_gallery_set_classifier (NclGallery * g, NclVerifier * head);
 void ncl_gallery_set_margin (NclGallery * g, gdouble margin);
 
 /**

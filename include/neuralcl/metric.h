@@ -9,6 +9,7 @@
 #pragma once
 
 #include <neuralcl/train.h>
+#include <neuralcl/face-config.h>
 
 G_BEGIN_DECLS
 
@@ -233,6 +234,12 @@ NclVerifier *ncl_verifier_load (const gchar * path, GError ** error);
  * $NEURALCL_VERIFIER_MODEL, else models/verifier/face-verifier.yaml in
  * the source tree or the installed datadir (transfer full), or NULL. */
 gchar *ncl_verifier_find_default (void);
+
+/* The head a face config asks for: NULL without error for "verifier:
+ * distance"; for "classifier", verifier-model or the bundled default
+ * (NCL_ERROR_NOT_FOUND when there is none). */
+NclVerifier *ncl_verifier_from_config (const NclFaceConfig * c,
+    GError ** error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NclVerifier, ncl_verifier_free)
 
