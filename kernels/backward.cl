@@ -1018,8 +1018,11 @@ conv_bwd_weights (__global const float *x, __global const float *dz,
     for (int j = 0; j < CO_T * CI_T * KW; j++)
       acc[j] = (float16) (0.0f);
 
-    for (int r = r0; r < r1; r++) {
-      const int b = r / oh, oy = r % oh;
+    /* rows of one image at a time: the row pointers then just advance */
+    for (int r = r0; r < r1;) {
+      const int b = r / oh;
+      int oy = r % oh;
+      const int oy_end = min (oh, oy + (r1 - r));
       __global const float *drow[CO_T];
       __global const float *xrow[CI_T];
 
@@ -1032,34 +1035,42 @@ conv_bwd_weights (__global const float *x, __global const float *dz,
         xrow[i] = x + (((size_t) b * cin + g * cin_g + min (cl0 + i,
                     cin_g - 1)) * hp + oy * sh + ky) * wp;
 
-      for (int ox0 = 0; ox0 < ow; ox0 += 16) {
-        float16 d[CO_T];
+      for (; oy < oy_end; oy++, r++) {
+        for (int ox0 = 0; ox0 < ow; ox0 += 16) {
+          float16 d[CO_T];
 
-        if (ox0 + 16 <= ow) {
-#pragma unroll
-          for (int j = 0; j < CO_T; j++)
-            d[j] = BWD_LOAD16 (drow[j] + ox0);
-        } else {
-          /* lanes past the row end must not count */
-          int16 live = (int16) (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-              14, 15) < (int16) (ow - ox0);
-#pragma unroll
-          for (int j = 0; j < CO_T; j++)
-            d[j] = select ((float16) (0.0f), BWD_LOAD16 (drow[j] + ox0),
-                live);
-        }
-#pragma unroll
-        for (int i = 0; i < CI_T; i++) {
-#pragma unroll
-          for (int kx = 0; kx < KW; kx++) {
-            float16 xv = bwd_load_px (xrow[i] + ox0 * SW + kx);
-
+          if (ox0 + 16 <= ow) {
 #pragma unroll
             for (int j = 0; j < CO_T; j++)
-              acc[(j * CI_T + i) * KW + kx] =
-                  fma (d[j], xv, acc[(j * CI_T + i) * KW + kx]);
+              d[j] = BWD_LOAD16 (drow[j] + ox0);
+          } else {
+            /* lanes past the row end must not count */
+            int16 live = (int16) (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                13, 14, 15) < (int16) (ow - ox0);
+#pragma unroll
+            for (int j = 0; j < CO_T; j++)
+              d[j] = select ((float16) (0.0f), BWD_LOAD16 (drow[j] + ox0),
+                  live);
+          }
+#pragma unroll
+          for (int i = 0; i < CI_T; i++) {
+#pragma unroll
+            for (int kx = 0; kx < KW; kx++) {
+              float16 xv = bwd_load_px (xrow[i] + ox0 * SW + kx);
+
+#pragma unroll
+              for (int j = 0; j < CO_T; j++)
+                acc[(j * CI_T + i) * KW + kx] =
+                    fma (d[j], xv, acc[(j * CI_T + i) * KW + kx]);
+            }
           }
         }
+#pragma unroll
+        for (int j = 0; j < CO_T; j++)
+          drow[j] += ow;
+#pragma unroll
+        for (int i = 0; i < CI_T; i++)
+          xrow[i] += sh * wp;
       }
     }
 

@@ -1026,16 +1026,16 @@ error_tests (void)
 {
   NclConvParams p = { 0 };
   NclPadding pad = { 1, 1, 1, 1, NCL_PAD_REFLECT };
-  gfloat w[2 * 3 * 9] = { 0 };
+  gfloat w[4 * 3 * 9] = { 0 };
   g_autoptr (NclTensor) x = ncl_test_tensor (ctx, NULL, 1, 3, 8, 8);
-  g_autoptr (NclTensor) dz = ncl_test_tensor (ctx, NULL, 1, 2, 8, 8);
+  g_autoptr (NclTensor) dz = ncl_test_tensor (ctx, NULL, 1, 4, 8, 8);
   g_autoptr (NclTensor) dx = ncl_test_tensor (ctx, NULL, 1, 3, 7, 8);
   g_autoptr (GError) error = NULL;
   cl_mem small = device_buffer (w, 5);
   cl_mem wbuf = device_buffer (w, G_N_ELEMENTS (w));
 
   p.cin = 3;
-  p.cout = 2;
+  p.cout = 4;
   p.kh = p.kw = 3;
   p.stride_h = p.stride_w = 1;
   p.groups = 1;
@@ -1044,13 +1044,15 @@ error_tests (void)
   NCL_CHECK (!ncl_conv2d_backward_data (ctx, &p, wbuf, dz, dx, &error));
   NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
   g_clear_error (&error);
-  /* a weight gradient buffer too small for (2, 3, 3, 3) */
+  /* a weight gradient buffer too small for (4, 3, 3, 3) (5 floats and the
+   * slack) */
   NCL_CHECK (!ncl_conv2d_backward_weights (ctx, &p, x, dz, small, NULL,
           &error));
   NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
   g_clear_error (&error);
   /* groups that do not divide the channels */
-  p.groups = 2;
+  p.groups = 3;
+  p.cin = 4;
   NCL_CHECK (!ncl_conv2d_backward_weights (ctx, &p, x, dz, wbuf, NULL,
           &error));
   NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
