@@ -2,10 +2,15 @@
  * reference and the device path (kernels/backward.cl).
  *
  * Device variants:
+ *   dX "transposed"  3x3 stride 1, groups 1, 16..256 output channels, CPU
+ *                 devices: the forward conv (NclConv, Winograd there) of
+ *                 dout with flipped, transposed weights (read back from the
+ *                 device; the host copy in the params is not trusted).
  *   dX "direct"   groups 1, dilation 1, stride 1 or 2, kw <= 17: a register
- *                 tile of CI_TILE input channels x 16 * stride input pixels
- *                 of a row, reading a zero-padded copy of dout so that the
- *                 inner loop has no bounds checks (conv_bwd_data_direct).
+ *                 tile of CI_TILE input channels x 16 * stride * PXV input
+ *                 pixels of a row, reading a zero-padded copy of dout so
+ *                 that the inner loop has no bounds checks
+ *                 (conv_bwd_data_direct).
  *   dX "generic"  anything else: one work-item per input pixel.
  *   dW "direct"   stride 1 or 2, dilation 1: each work-item accumulates a
  *                 (CO_T output channels) x (CI_T input channels x KW taps)
@@ -18,6 +23,10 @@
  * Reflect / edge padding: the weight kernels read a padded copy of the
  * input (as the forward conv does); the data kernels write the gradient of
  * the padded input into a scratch, folded back with ncl_pad_backward().
+ * Zero padding is folded into the data kernels.  Scratch buffers are
+ * allocated per call without a fill (only their slack is zeroed).
+ * NEURALCL_CONV_BWD_VARIANT=direct or =generic forces those variants where
+ * they apply (tests use it).
  */
 #include <neuralcl/backward.h>
 #include <neuralcl/error.h>

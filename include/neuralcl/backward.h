@@ -127,9 +127,12 @@ gboolean ncl_conv2d_backward_weights (NclContext * ctx,
     const NclConvParams * p, const NclTensor * in, const NclTensor * dout,
     cl_mem dweight, cl_mem dbias, GError ** error);
 
-/* Name of the kernel variants these would use for @p ("direct", "generic",
- * ...), for tests and benchmarks.  NEURALCL_CONV_BWD_VARIANT=generic forces
- * the generic kernels. */
+/* Name of the variant the data (@weights FALSE) or weight gradient would
+ * use for @p: "transposed" (data of 3x3 stride-1 convs on CPU devices: the
+ * forward Winograd conv of dout with flipped, transposed weights),
+ * "direct" (register-tiled kernels) or "generic".
+ * NEURALCL_CONV_BWD_VARIANT=direct or =generic forces those where they
+ * apply (lib/backward-conv.c lists the conditions). */
 const gchar *ncl_conv2d_backward_variant (NclContext * ctx,
     const NclConvParams * p, gboolean weights);
 
