@@ -491,6 +491,101 @@ ncl_embed_train_settings_clear (NclEmbedTrainSettings * s)
   memset (s, 0, sizeof (*s));
 }
 
+/* ---- augmentation ------------------------------------------------------------ */
+
+void
+ncl_augment_init (NclAugment * a)
+{
+  memset (a, 0, sizeof (*a));
+  a->scale = 1.0;
+  a->gain = 1.0;
+}
+
+/* Uniform in [-1, 1). */
+static gdouble
+sym_rand (GRand * r)
+{
+  return 2.0 * g_rand_double (r) - 1.0;
+}
+
+void
+ncl_augment_draw (const NclEmbedTrainSettings * s, gint h, gint w,
+    GRand * rand, NclAugment * a)
+{
+  ncl_augment_init (a);
+  if (h <= 1 && w <= 1)
+    return;
+  a->flip = s->flip && w > 1 && g_rand_boolean (rand);
+  if (s->shift > 0) {
+    a->dx = s->shift * w * sym_rand (rand);
+    a->dy = s->shift * h * sym_rand (rand);
+  }
+  if (s->zoom > 0)
+    a->scale = 1.0 + s->zoom * sym_rand (rand);
+  if (s->rotate > 0)
+    a->angle = s->rotate * G_PI / 180.0 * sym_rand (rand);
+  if (s->contrast > 0)
+    a->gain = 1.0 + s->contrast * sym_rand (rand);
+  if (s->brightness > 0)
+    a->offset = s->brightness * sym_rand (rand);
+}
+
+void
+ncl_augment_apply (const NclAugment * a, const gfloat * src, gint c, gint h,
+    gint w, gfloat * dst)
+{
+  gdouble cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
+  /* output -> source: undo the translation, the rotation, the scale */
+  gdouble co = cos (a->angle) / a->scale, si = sin (a->angle) / a->scale;
+  gboolean geometric = a->flip || a->dx != 0 || a->dy != 0 ||
+      a->scale != 1.0 || a->angle != 0;
+  gsize hw = (gsize) h * w;
+
+  for (gint p = 0; p < c; p++) {
+    const gfloat *sp = src + p * hw;
+    gfloat *dp = dst + p * hw;
+    gdouble mean = 0;
+
+    if (!geometric) {
+      memcpy (dp, sp, sizeof (gfloat) * hw);
+    } else {
+      for (gint y = 0; y < h; y++) {
+        for (gint x = 0; x < w; x++) {
+          gdouble u = x - cx - a->dx, v = y - cy - a->dy;
+          /* the rotation counter-clockwise on the screen (y down) is
+           * (u, v) -> (u cos + v sin, -u sin + v cos); its inverse: */
+          gdouble su = co * u - si * v, sv = si * u + co * v;
+          gdouble sx, sy, fx, fy;
+          gint x0, y0, x1, y1;
+
+          if (a->flip)
+            su = -su;
+          sx = CLAMP (cx + su, 0.0, (gdouble) (w - 1));
+          sy = CLAMP (cy + sv, 0.0, (gdouble) (h - 1));
+          x0 = (gint) sx;
+          y0 = (gint) sy;
+          x1 = MIN (x0 + 1, w - 1);
+          y1 = MIN (y0 + 1, h - 1);
+          fx = sx - x0;
+          fy = sy - y0;
+          dp[(gsize) y * w + x] = (gfloat)
+              ((1 - fy) * ((1 - fx) * sp[(gsize) y0 * w + x0] +
+                  fx * sp[(gsize) y0 * w + x1]) +
+              fy * ((1 - fx) * sp[(gsize) y1 * w + x0] +
+                  fx * sp[(gsize) y1 * w + x1]));
+        }
+      }
+    }
+    if (a->gain == 1.0 && a->offset == 0)
+      continue;
+    for (gsize i = 0; i < hw; i++)
+      mean += dp[i];
+    mean /= MAX (hw, 1);
+    for (gsize i = 0; i < hw; i++)
+      dp[i] = (gfloat) (mean + a->gain * (dp[i] - mean) + a->offset);
+  }
+}
+
 typedef struct
 {
   gint it;
@@ -813,7 +908,7 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
       pick = g_memdup2 (order + start_of[id], sizeof (gint) * cnt);
       for (gint k = 0; k < K; k++) {
         gint b = p * K + k, src;
-        gboolean flip;
+        NclAugment aug;
 
         if (k < cnt) {
           gint r = g_rand_int_range (rand, k, cnt), t = pick[r];
@@ -824,16 +919,10 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
         } else {
           src = pick[g_rand_int_range (rand, 0, cnt)];
         }
-        flip = s->flip && data->w > 1 && g_rand_boolean (rand);
+        ncl_augment_draw (s, data->h, data->w, rand, &aug);
         blabels[b] = p;
-        if (!flip) {
-          memcpy (bx + b * per, data->x + src * per, sizeof (gfloat) * per);
-        } else {
-          for (gint r = 0; r < data->c * data->h; r++)
-            for (gint x = 0; x < data->w; x++)
-              bx[b * per + (gsize) r * data->w + x] =
-                  data->x[src * per + (gsize) r * data->w + data->w - 1 - x];
-        }
+        ncl_augment_apply (&aug, data->x + src * per, data->c, data->h,
+            data->w, bx + b * per);
       }
     }
 

@@ -248,6 +248,7 @@ typedef struct
   gchar *labels, *root, *graph, *output, *mining, *input, *cache;
   gchar *detector, *device;
   gdouble margin, lr, wd, border;
+  gdouble shift, zoom, rotate, brightness, contrast;
   gint p, k, iterations, seed, split_seed, test_ids, width, height;
   gint checkpoint_every;
   gboolean flip, resume;
@@ -293,10 +294,13 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
     "mining", "margin", "identities-per-batch", "images-per-identity",
     "iterations", "learning-rate", "weight-decay", "seed", "flip",
     "input-size", "test-identities", "split-seed", "checkpoint-every",
-    "detector", "border", "device", NULL
+    "detector", "border", "device", "augment", NULL
+  };
+  static const gchar *const aug_keys[] = {
+    "shift", "zoom", "rotate", "brightness", "contrast", NULL
   };
   g_autoptr (NclYamlDoc) doc = ncl_yaml_load_file (path, error);
-  const NclYamlNode *root, *size;
+  const NclYamlNode *root, *size, *aug;
 
   if (doc == NULL)
     return FALSE;
@@ -329,6 +333,20 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
       !ncl_yaml_get_double (doc, root, "border", 0, 2, &o->border, error) ||
       !ncl_yaml_get_string (doc, root, "device", &o->device, error))
     return FALSE;
+  aug = ncl_yaml_mapping_lookup (root, "augment");
+  if (aug != NULL) {
+    if (ncl_yaml_node_get_type (aug) != NCL_YAML_MAPPING)
+      return ncl_yaml_set_error (doc, aug, error, "expected a mapping "
+          "(shift, zoom, rotate, brightness, contrast)");
+    if (!ncl_yaml_check_keys (doc, aug, aug_keys, error) ||
+        !ncl_yaml_get_double (doc, aug, "shift", 0, 0.5, &o->shift, error) ||
+        !ncl_yaml_get_double (doc, aug, "zoom", 0, 0.9, &o->zoom, error) ||
+        !ncl_yaml_get_double (doc, aug, "rotate", 0, 180, &o->rotate,
+            error) || !ncl_yaml_get_double (doc, aug, "brightness", 0, 2,
+            &o->brightness, error) || !ncl_yaml_get_double (doc, aug,
+            "contrast", 0, 0.9, &o->contrast, error))
+      return FALSE;
+  }
   size = ncl_yaml_mapping_lookup (root, "input-size");
   if (size != NULL) {
     if (ncl_yaml_node_get_type (size) != NCL_YAML_SEQUENCE ||
@@ -505,12 +523,24 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     {"iterations", 'n', 0, G_OPTION_ARG_INT, &o.iterations, "Iterations",
         "N"},
     {"learning-rate", 0, 0, G_OPTION_ARG_DOUBLE, &o.lr, "Adam step", "LR"},
+    {"weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &o.wd,
+        "Decoupled weight decay (AdamW)", "WD"},
     {"seed", 0, 0, G_OPTION_ARG_INT, &o.seed, "Random seed", "N"},
     {"test-identities", 't', 0, G_OPTION_ARG_INT, &o.test_ids,
         "Hold out this many identities (seeded) and report verification "
           "on them", "N"},
     {"no-flip", 0, 0, G_OPTION_ARG_NONE, &no_flip,
         "No random horizontal flips", NULL},
+    {"shift", 0, 0, G_OPTION_ARG_DOUBLE, &o.shift,
+        "Augmentation: random translation up to +-F of the size", "F"},
+    {"zoom", 0, 0, G_OPTION_ARG_DOUBLE, &o.zoom,
+        "Augmentation: random scale in [1 - F, 1 + F]", "F"},
+    {"rotate", 0, 0, G_OPTION_ARG_DOUBLE, &o.rotate,
+        "Augmentation: random rotation up to +-DEG degrees", "DEG"},
+    {"brightness", 0, 0, G_OPTION_ARG_DOUBLE, &o.brightness,
+        "Augmentation: random offset up to +-B (inputs are -1..1)", "B"},
+    {"contrast", 0, 0, G_OPTION_ARG_DOUBLE, &o.contrast,
+        "Augmentation: random gain in [1 - F, 1 + F]", "F"},
     {"resume", 0, 0, G_OPTION_ARG_NONE, &o.resume,
         "Continue from the last checkpoint", NULL},
     {"descriptor-cache", 0, 0, G_OPTION_ARG_FILENAME, &o.cache,
@@ -539,7 +569,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   gint c = 1;
 
   /* sentinels: unset CLI values */
-  o.margin = o.lr = -1;
+  o.margin = o.lr = o.wd = -1;
+  o.shift = o.zoom = o.rotate = o.brightness = o.contrast = -1;
   o.iterations = o.seed = o.test_ids = -1;
   g_option_context_set_summary (octx,
       "Trains a face embedding with the triplet loss (P identities x K\n"
@@ -588,6 +619,18 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     o.margin = cli.margin;
   if (cli.lr >= 0)
     o.lr = cli.lr;
+  if (cli.wd >= 0)
+    o.wd = cli.wd;
+  if (cli.shift >= 0)
+    o.shift = cli.shift;
+  if (cli.zoom >= 0)
+    o.zoom = cli.zoom;
+  if (cli.rotate >= 0)
+    o.rotate = cli.rotate;
+  if (cli.brightness >= 0)
+    o.brightness = cli.brightness;
+  if (cli.contrast >= 0)
+    o.contrast = cli.contrast;
   if (cli.iterations >= 0)
     o.iterations = cli.iterations;
   if (cli.seed >= 0)
@@ -601,6 +644,11 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
           || o.k < 2))
     return ncl_cli_fail ("%s: --batch: '%s' is not PxK (2 or more each)",
         name, size);
+  if (o.shift > 0.5 || o.zoom >= 1 || o.rotate > 180 || o.brightness > 2 ||
+      o.contrast >= 1 || o.wd > 1)
+    return ncl_cli_fail ("%s: augmentation out of range (shift <= 0.5, "
+        "zoom < 1, rotate <= 180, brightness <= 2, contrast < 1; "
+        "weight-decay <= 1)", name);
 
   if (o.labels == NULL || o.output == NULL || o.graph == NULL)
     return ncl_cli_fail ("%s: --labels, --graph and --output are required "
@@ -713,6 +761,13 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   s.learning_rate = o.lr;
   s.weight_decay = o.wd;
   s.flip = o.flip;
+  if (!descriptors) {
+    s.shift = o.shift;
+    s.zoom = o.zoom;
+    s.rotate = o.rotate;
+    s.brightness = o.brightness;
+    s.contrast = o.contrast;
+  }
   s.seed = o.seed;
   s.checkpoint_every = o.checkpoint_every;
   s.resume = o.resume;
@@ -724,10 +779,13 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
 
     s.origin = g_strdup_printf ("trained here with `neuralcl faces train` "
         "on %s/%s (%d identities%s), %s triplets, margin %g, %d iterations "
-        "of %dx%d, seed %d", dn, base, data.n_identities,
-        o.test_ids > 0 ? ", others held out" : "",
+        "of %dx%d, weight decay %g, augmentation flip %s shift %g zoom %g "
+        "rotate %g brightness %g contrast %g, seed %d", dn, base,
+        data.n_identities, o.test_ids > 0 ? ", others held out" : "",
         ncl_triplet_mining_to_string (s.mining), s.margin, s.iterations,
-        s.identities_per_batch, s.images_per_identity, s.seed);
+        s.identities_per_batch, s.images_per_identity, s.weight_decay,
+        s.flip ? "on" : "off", s.shift, s.zoom, s.rotate, s.brightness,
+        s.contrast, s.seed);
   }
   fprintf (stderr, "%s: %d photos of %d identities for training, %u held "
       "out; input %d x %d x %d\n", name, data.n, data.n_identities,

@@ -114,16 +114,54 @@ typedef struct
   gint images_per_identity;     /* K, 4 */
   gint iterations;              /* 1000 */
   gdouble learning_rate;        /* 1e-3 */
-  gdouble weight_decay;         /* 0 (L2, as torch.optim.Adam) */
+  gdouble weight_decay;         /* 0 (decoupled, as AdamW: the Adam
+                                 * defaults of ncl_adam_params_init) */
   gboolean flip;                /* random horizontal flips (images), TRUE */
   gint seed;                    /* 1 */
   gint checkpoint_every;        /* 200; checkpoints in OUTPUT.train/ */
   gboolean resume;              /* continue from OUTPUT.train/ */
   gchar *device;
+  /* augmentation of each image of a batch (seeded, see NclAugment); none
+   * for 1 x 1 inputs (descriptors) */
+  gdouble shift;                /* translation up to +-shift x the size, 0 */
+  gdouble zoom;                 /* scale in [1 - zoom, 1 + zoom], 0 */
+  gdouble rotate;               /* rotation up to +-rotate degrees, 0 */
+  gdouble brightness;           /* offset in +-brightness (input units), 0 */
+  gdouble contrast;             /* gain in [1 - contrast, 1 + contrast], 0 */
 } NclEmbedTrainSettings;
 
 void ncl_embed_train_settings_init (NclEmbedTrainSettings * s);
 void ncl_embed_train_settings_clear (NclEmbedTrainSettings * s);
+
+/**
+ * NclAugment:
+ * @flip: mirror left-right
+ * @dx, @dy: translation in pixels (the content moves right / down)
+ * @scale: magnification about the centre (> 1 crops, < 1 shrinks with the
+ *   edges replicated)
+ * @angle: rotation about the centre in radians (counter-clockwise on the
+ *   screen)
+ * @gain, @offset: per plane v' = m + gain (v - m) + offset, m the plane's
+ *   mean after the geometric part
+ *
+ * One image's augmentation: the geometric part samples the source
+ * bilinearly with the edges replicated; the identity copies exactly.
+ */
+typedef struct
+{
+  gboolean flip;
+  gdouble dx, dy, scale, angle;
+  gdouble gain, offset;
+} NclAugment;
+
+void ncl_augment_init (NclAugment * a);
+/* Draws an augmentation for an image of @h x @w within the ranges of @s
+ * (the identity for 1 x 1 inputs). */
+void ncl_augment_draw (const NclEmbedTrainSettings * s, gint h, gint w,
+    GRand * rand, NclAugment * a);
+/* @dst (c, h, w) = @a applied to @src (c, h, w); they must not overlap. */
+void ncl_augment_apply (const NclAugment * a, const gfloat * src, gint c,
+    gint h, gint w, gfloat * dst);
 
 typedef struct
 {

@@ -243,6 +243,119 @@ test_strings (void)
   NCL_CHECK (!ncl_triplet_mining_from_string ("hard", &m));
 }
 
+/* Augmentation: the identity copies, flips, integer shifts, a quarter
+ * turn and a 2x zoom move pixels where they should, gain and offset act
+ * around the plane mean; draws stay within their ranges and repeat for a
+ * seed; 1 x 1 inputs are never changed. */
+static void
+test_augment (void)
+{
+  enum { W = 7, H = 5, C = 2, S = 5 };
+  gfloat src[C * H * W], dst[C * H * W], sq[S * S], sqd[S * S];
+  NclAugment a;
+  NclEmbedTrainSettings s;
+  gdouble mean_s = 0, mean_d = 0;
+
+  ncl_test_fill_random (src, C * H * W, 31, -1.0f, 1.0f);
+  ncl_augment_init (&a);
+  ncl_augment_apply (&a, src, C, H, W, dst);
+  NCL_CHECK (memcmp (src, dst, sizeof (src)) == 0);
+
+  a.flip = TRUE;
+  ncl_augment_apply (&a, src, C, H, W, dst);
+  for (gint p = 0; p < C; p++)
+    for (gint y = 0; y < H; y++)
+      for (gint x = 0; x < W; x++)
+        NCL_CHECK (dst[(p * H + y) * W + x] ==
+            src[(p * H + y) * W + W - 1 - x]);
+
+  /* content moves 2 right and 1 up; the edges are replicated */
+  ncl_augment_init (&a);
+  a.dx = 2;
+  a.dy = -1;
+  ncl_augment_apply (&a, src, C, H, W, dst);
+  for (gint p = 0; p < C; p++)
+    for (gint y = 0; y < H; y++)
+      for (gint x = 0; x < W; x++)
+        NCL_CHECK (fabsf (dst[(p * H + y) * W + x] -
+                src[(p * H + MIN (y + 1, H - 1)) * W + MAX (x - 2, 0)]) <
+            1e-6f);
+
+  /* a quarter turn counter-clockwise: what was right of the centre is
+   * above it */
+  ncl_test_fill_random (sq, S * S, 32, -1.0f, 1.0f);
+  ncl_augment_init (&a);
+  a.angle = G_PI / 2;
+  ncl_augment_apply (&a, sq, 1, S, S, sqd);
+  for (gint y = 0; y < S; y++)
+    for (gint x = 0; x < S; x++) {
+      gint sx = S / 2 - (y - S / 2), sy = S / 2 + (x - S / 2);
+
+      NCL_CHECK (fabsf (sqd[y * S + x] - sq[sy * S + sx]) < 1e-5f);
+    }
+  NCL_CHECK (fabsf (sqd[1 * S + 2] - sq[2 * S + 3]) < 1e-5f);
+
+  /* 2x about the centre on a horizontal ramp: half the slope */
+  for (gint y = 0; y < S; y++)
+    for (gint x = 0; x < S; x++)
+      sq[y * S + x] = (gfloat) x;
+  ncl_augment_init (&a);
+  a.scale = 2;
+  ncl_augment_apply (&a, sq, 1, S, S, sqd);
+  for (gint y = 0; y < S; y++)
+    for (gint x = 0; x < S; x++)
+      NCL_CHECK (fabsf (sqd[y * S + x] - (2.0f + (x - 2.0f) / 2)) < 1e-5f);
+
+  /* gain and offset around the mean of each plane */
+  ncl_augment_init (&a);
+  a.gain = 0.5;
+  a.offset = 0.25;
+  ncl_augment_apply (&a, src, C, H, W, dst);
+  for (gint i = 0; i < H * W; i++) {
+    mean_s += src[H * W + i];
+    mean_d += dst[H * W + i];
+  }
+  mean_s /= H * W;
+  mean_d /= H * W;
+  NCL_CHECK (fabs (mean_d - (mean_s + 0.25)) < 1e-5);
+  NCL_CHECK (fabsf (dst[H * W + 3] - (gfloat) (mean_s + 0.5 *
+              (src[H * W + 3] - mean_s) + 0.25)) < 1e-5f);
+
+  /* draws */
+  ncl_embed_train_settings_init (&s);
+  s.shift = 0.1;
+  s.zoom = 0.2;
+  s.rotate = 10;
+  s.brightness = 0.3;
+  s.contrast = 0.4;
+  {
+    g_autoptr (GRand) r1 = g_rand_new_with_seed (5);
+    g_autoptr (GRand) r2 = g_rand_new_with_seed (5);
+    gint flips = 0, moved = 0;
+
+    for (gint i = 0; i < 200; i++) {
+      NclAugment b;
+
+      ncl_augment_draw (&s, 50, 40, r1, &a);
+      ncl_augment_draw (&s, 50, 40, r2, &b);
+      NCL_CHECK (memcmp (&a, &b, sizeof (a)) == 0);
+      NCL_CHECK (fabs (a.dx) <= 4.0 && fabs (a.dy) <= 5.0);
+      NCL_CHECK (a.scale >= 0.8 && a.scale <= 1.2);
+      NCL_CHECK (fabs (a.angle) <= 10 * G_PI / 180 + 1e-9);
+      NCL_CHECK (fabs (a.offset) <= 0.3 && a.gain >= 0.6 && a.gain <= 1.4);
+      flips += a.flip;
+      moved += fabs (a.dx) > 2.0;
+    }
+    NCL_CHECK (flips > 50 && flips < 150);
+    NCL_CHECK (moved > 20);
+    /* descriptors (1 x 1) stay as they are */
+    ncl_augment_draw (&s, 1, 1, r1, &a);
+    NCL_CHECK (!a.flip && a.dx == 0 && a.scale == 1 && a.gain == 1 &&
+        a.offset == 0 && a.angle == 0);
+  }
+  ncl_embed_train_settings_clear (&s);
+}
+
 /* Six identities of 1 x 12 x 12 "faces": a fixed random pattern each
  * plus noise; a small conv net must separate them after a short run. */
 static void
@@ -300,6 +413,8 @@ test_trainer (void)
   s.checkpoint_every = 20;
   s.learning_rate = 3e-3;
   s.flip = FALSE;
+  s.shift = 0.05;
+  s.brightness = 0.05;
   NCL_CHECK (ncl_embed_train (&s, &data, NULL, NULL, &error));
   NCL_CHECK_NO_ERROR (error);
   NCL_CHECK (g_file_test (png, G_FILE_TEST_EXISTS));
@@ -362,6 +477,7 @@ main (gint argc, gchar ** argv)
   test_random ();
   test_loss_value ();
   test_gradients ();
+  test_augment ();
   test_trainer ();
   return ncl_test_finish ();
 }
