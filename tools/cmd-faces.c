@@ -197,6 +197,7 @@ typedef struct
   gdouble border;               /* < 0: not given */
   gchar *device;
   gdouble threshold;            /* < 0: not given */
+  gchar *help[4];               /* texts naming the library's defaults */
 } FaceOptions;
 
 static void
@@ -206,39 +207,52 @@ face_options_clear (FaceOptions * o)
   g_clear_pointer (&o->detector, g_free);
   g_clear_pointer (&o->align, g_free);
   g_clear_pointer (&o->device, g_free);
+  for (guint i = 0; i < G_N_ELEMENTS (o->help); i++)
+    g_clear_pointer (&o->help[i], g_free);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (FaceOptions, face_options_clear)
 
-/* Adds the shared options to @octx's main group, storing into @o. */
+/* Adds the shared options to @octx's main group, storing into @o (which
+ * must outlive @octx). */
 static void
 add_face_options (GOptionContext * octx, FaceOptions * o)
 {
-  GOptionEntry entries[] = {
-    {"config", 'c', 0, G_OPTION_ARG_FILENAME, &o->config,
-        "Face settings YAML (config/faces.yaml); options override it",
-          "YAML"},
-    {"detector", 0, 0, G_OPTION_ARG_STRING, &o->detector,
-        "Face detector: tiny or ssd (default tiny)", "tiny|ssd"},
-    {"detector-size", 0, 0, G_OPTION_ARG_INT, &o->detector_size,
-        "Tiny detector input size, a multiple of 32 (default 416)", "N"},
-    {"align", 0, 0, G_OPTION_ARG_STRING, &o->align,
-        "Face alignment before recognition: warp or crop (default warp)",
-          "warp|crop"},
-    {"border", 0, 0, G_OPTION_ARG_DOUBLE, &o->border,
-        "Border added around the image before detection, as a fraction of "
-          "its larger side (default 0.25)", "F"},
-    {"device", 'd', 0, G_OPTION_ARG_STRING, &o->device,
-        "OpenCL device: index, type or part of the name", "D"},
-    {"threshold", 't', 0, G_OPTION_ARG_DOUBLE, &o->threshold,
-        "Largest distance accepted as the same person (default 0.6, or the "
-          "gallery's)", "T"},
-    {NULL}
-  };
+  NclFaceSettings d;
 
-  o->border = -1;
-  o->threshold = -1;
-  g_option_context_add_main_entries (octx, entries, NULL);
+  ncl_face_settings_init (&d);
+  o->help[0] = g_strdup_printf ("Face detector: tiny or ssd (default %s)",
+      ncl_face_detector_to_string (d.detector));
+  o->help[1] = g_strdup_printf ("Tiny detector input size, a multiple of "
+      "32 (default %d)", d.detector_size);
+  o->help[2] = g_strdup_printf ("Face alignment before recognition: warp "
+      "or crop (default %s)", ncl_face_align_to_string (d.align));
+  o->help[3] = g_strdup_printf ("Border added around the image before "
+      "detection, as a fraction of its larger side (default %g)", d.border);
+  {
+    GOptionEntry entries[] = {
+      {"config", 'c', 0, G_OPTION_ARG_FILENAME, &o->config,
+          "Face settings YAML (config/faces.yaml); options override it",
+            "YAML"},
+      {"detector", 0, 0, G_OPTION_ARG_STRING, &o->detector, o->help[0],
+          "tiny|ssd"},
+      {"detector-size", 0, 0, G_OPTION_ARG_INT, &o->detector_size,
+          o->help[1], "N"},
+      {"align", 0, 0, G_OPTION_ARG_STRING, &o->align, o->help[2],
+          "warp|crop"},
+      {"border", 0, 0, G_OPTION_ARG_DOUBLE, &o->border, o->help[3], "F"},
+      {"device", 'd', 0, G_OPTION_ARG_STRING, &o->device,
+          "OpenCL device: index, type or part of the name", "D"},
+      {"threshold", 't', 0, G_OPTION_ARG_DOUBLE, &o->threshold,
+          "Distances below T are the same person (default 0.6, or the "
+            "gallery's)", "T"},
+      {NULL}
+    };
+
+    o->border = -1;
+    o->threshold = -1;
+    g_option_context_add_main_entries (octx, entries, NULL);
+  }
 }
 
 /* The settings: defaults, then --config, then the options. */
@@ -843,7 +857,8 @@ config_to_yaml (const NclFaceConfig * c)
   if (c->tracker.recognize_interval > 0)
     g_string_append_printf (y, "  recognize-interval: %u\n",
         c->tracker.recognize_interval);
-  yaml_double (y, "  ", "grow-factor", MAX (1.0, c->tracker.grow_factor));
+  if (c->tracker.grow_factor >= 1)
+    yaml_double (y, "  ", "grow-factor", c->tracker.grow_factor);
   yaml_double (y, "  ", "score-gain", c->tracker.score_gain);
   g_string_append_printf (y, "  vote-window: %u\n", c->tracker.vote_window);
   return g_string_free (y, FALSE);
@@ -859,68 +874,53 @@ typedef struct
   gboolean failed;
 } VideoRun;
 
-/* A number field of @s under any of @names, whatever its integer or float
- * type. */
+/* Number field @name of @s, whatever its integer or float type. */
 static gboolean
-get_number (const GstStructure * s, const gchar * const *names,
-    gdouble * out)
+get_number (const GstStructure * s, const gchar * name, gdouble * out)
 {
-  for (guint i = 0; names[i] != NULL; i++) {
-    const GValue *v = gst_structure_get_value (s, names[i]);
-    GValue d = G_VALUE_INIT;
+  const GValue *v = gst_structure_get_value (s, name);
+  GValue d = G_VALUE_INIT;
 
-    if (v == NULL || !g_value_type_transformable (G_VALUE_TYPE (v),
-            G_TYPE_DOUBLE))
-      continue;
-    g_value_init (&d, G_TYPE_DOUBLE);
-    g_value_transform (v, &d);
-    *out = g_value_get_double (&d);
-    return TRUE;
-  }
-  return FALSE;
+  if (v == NULL || !g_value_type_transformable (G_VALUE_TYPE (v),
+          G_TYPE_DOUBLE))
+    return FALSE;
+  g_value_init (&d, G_TYPE_DOUBLE);
+  g_value_transform (v, &d);
+  *out = g_value_get_double (&d);
+  return TRUE;
 }
 
+/* A "face" structure of the message (gstfacerecognize.c): "x", "y",
+ * "width", "height", "identity" (absent when unknown or not recognised
+ * yet), "distance" (+inf before the first recognition), "track-id". */
 static void
 add_message_face (JsonBuilder * b, const GstStructure * f)
 {
-  static const gchar *const x_names[] = { "x", NULL };
-  static const gchar *const y_names[] = { "y", NULL };
-  static const gchar *const w_names[] = { "w", "width", NULL };
-  static const gchar *const h_names[] = { "h", "height", NULL };
-  static const gchar *const dist_names[] = { "distance", NULL };
-  static const gchar *const track_names[] = { "track-id", "track", NULL };
   NclBox box = { 0, 0, 0, 0 };
   gdouble distance = NAN, track = -1;
-  const gchar *identity = gst_structure_get_string (f, "identity");
 
-  get_number (f, x_names, &box.x);
-  get_number (f, y_names, &box.y);
-  get_number (f, w_names, &box.w);
-  get_number (f, h_names, &box.h);
-  get_number (f, dist_names, &distance);
-  get_number (f, track_names, &track);
-  /* unknown and pending faces carry no identity */
-  if (identity != NULL && (*identity == '\0'
-          || g_str_equal (identity, "unknown")
-          || g_str_equal (identity, "pending")))
-    identity = NULL;
-  add_identify_face (b, &box, identity, distance, (gint64) track);
+  get_number (f, "x", &box.x);
+  get_number (f, "y", &box.y);
+  get_number (f, "width", &box.w);
+  get_number (f, "height", &box.h);
+  get_number (f, "distance", &distance);
+  get_number (f, "track-id", &track);
+  add_identify_face (b, &box, gst_structure_get_string (f, "identity"),
+      distance, (gint64) track);
 }
 
-/* Prints one facerecognize frame message as a JSON line. */
+/* Prints one "facerecognize" frame message as a JSON line: its "frame"
+ * (counted from 0), "timestamp" and "faces" (a list of structures). */
 static void
 print_frame (VideoRun * run, const GstStructure * s)
 {
-  static const gchar *const frame_names[] = { "frame", "frame-number",
-    NULL
-  };
   g_autoptr (JsonBuilder) b = json_builder_new ();
   const GValue *faces = gst_structure_get_value (s, "faces");
   gdouble frame = run->frames;
   GstClockTime pts = GST_CLOCK_TIME_NONE;
   guint n = 0;
 
-  get_number (s, frame_names, &frame);
+  get_number (s, "frame", &frame);
   json_builder_begin_object (b);
   add_string (b, "file", run->file);
   add_int (b, "frame", (gint64) frame);
@@ -935,12 +935,8 @@ print_frame (VideoRun * run, const GstStructure * s)
   json_builder_begin_array (b);
   if (faces != NULL && GST_VALUE_HOLDS_LIST (faces))
     n = gst_value_list_get_size (faces);
-  else if (faces != NULL && GST_VALUE_HOLDS_ARRAY (faces))
-    n = gst_value_array_get_size (faces);
   for (guint i = 0; i < n; i++) {
-    const GValue *item = GST_VALUE_HOLDS_LIST (faces) ?
-        gst_value_list_get_value (faces, i) :
-        gst_value_array_get_value (faces, i);
+    const GValue *item = gst_value_list_get_value (faces, i);
 
     if (GST_VALUE_HOLDS_STRUCTURE (item))
       add_message_face (b, gst_value_get_structure (item));
