@@ -308,36 +308,45 @@ ncl_verifier_load (const gchar * path, GError ** error)
   return v;
 }
 
+/* DIR/verifier/face-verifier.yaml when it exists (transfer full). */
+static gchar *
+verifier_in (const gchar * dir)
+{
+  gchar *p = g_build_filename (dir, "verifier", "face-verifier.yaml", NULL);
+
+  if (g_file_test (p, G_FILE_TEST_IS_REGULAR))
+    return p;
+  g_free (p);
+  return NULL;
+}
+
+/* $NEURALCL_VERIFIER_MODEL; then verifier/face-verifier.yaml in the face
+ * model search path ($NEURALCL_MODEL_PATH, the user's data dir, the
+ * installed datadir/models), in the source tree's models/, and in the
+ * system data dirs' neuralcl/models. */
 gchar *
 ncl_verifier_find_default (void)
 {
   const gchar *env = g_getenv ("NEURALCL_VERIFIER_MODEL");
-  const gchar *const *dirs;
+  g_auto (GStrv) dirs = NULL;
+  const gchar *const *sys;
   gchar *p;
 
   if (env != NULL && *env != '\0')
     return g_strdup (env);
-#ifdef NCL_SOURCE_DATADIR
-  p = g_build_filename (NCL_SOURCE_DATADIR, "verifier",
-      "face-verifier.yaml", NULL);
-  if (g_file_test (p, G_FILE_TEST_EXISTS))
-    return p;
-  g_free (p);
-#endif
-#ifdef NCL_DATADIR
-  p = g_build_filename (NCL_DATADIR, "models", "verifier",
-      "face-verifier.yaml", NULL);
-  if (g_file_test (p, G_FILE_TEST_EXISTS))
-    return p;
-  g_free (p);
-#endif
-  dirs = g_get_system_data_dirs ();
-  for (guint i = 0; dirs[i] != NULL; i++) {
-    p = g_build_filename (dirs[i], "neuralcl", "models", "verifier",
-        "face-verifier.yaml", NULL);
-    if (g_file_test (p, G_FILE_TEST_EXISTS))
+  dirs = ncl_face_get_model_search_path ();
+  for (guint i = 0; dirs[i] != NULL; i++)
+    if ((p = verifier_in (dirs[i])) != NULL)
       return p;
-    g_free (p);
+  if ((p = verifier_in (NCL_SOURCE_DATADIR)) != NULL)
+    return p;
+  sys = g_get_system_data_dirs ();
+  for (guint i = 0; sys[i] != NULL; i++) {
+    g_autofree gchar *d = g_build_filename (sys[i], "neuralcl", "models",
+        NULL);
+
+    if ((p = verifier_in (d)) != NULL)
+      return p;
   }
   return NULL;
 }

@@ -210,6 +210,8 @@ compute_descriptors (const Labelled * l, const NclFaceSettings * fs,
 
       if (img == NULL)
         return NULL;
+      /* analyze appends to the array */
+      g_array_set_size (faces, 0);
       if (!ncl_face_engine_analyze (engine, img, faces, error))
         return NULL;
       d = g_new0 (Desc, 1);
