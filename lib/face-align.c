@@ -13,7 +13,7 @@
 #include <math.h>
 #include <string.h>
 
-#define GROUP_PIXELS 16         /* output pixels per work-item, PIX in face.cl */
+#define GROUP_PIXELS 16         /* pixels per work-item, PIX in face.cl */
 
 const NclFaceNorm ncl_face_norm_face = {
   {122.782f, 117.001f, 104.298f}, 255.0f

@@ -341,14 +341,18 @@ test_misc (void)
   NCL_CHECK (!ncl_face_align_from_string (NULL, &a));
 
   memset (faces, 0, sizeof (faces));
-  faces[0].box = (NclBox) {
-  0, 0, 10, 10};
-  faces[1].box = (NclBox) {
-  45, 45, 10, 10};
-  faces[2].box = (NclBox) {
-  80, 80, 5, 5};
+  faces[0].box.w = faces[0].box.h = 10;
+  faces[1].box.x = faces[1].box.y = 45;
+  faces[1].box.w = faces[1].box.h = 10;
+  faces[2].box.x = faces[2].box.y = 80;
+  faces[2].box.w = faces[2].box.h = 5;
   NCL_CHECK (ncl_face_pick_main (faces, 3, 100, 100) == 1);
   faces[2].box.w = faces[2].box.h = 20;
+  NCL_CHECK (ncl_face_pick_main (faces, 3, 100, 100) == 2);
+  /* equal areas: the one nearer the centre */
+  faces[2].box.w = faces[2].box.h = 10;
+  NCL_CHECK (ncl_face_pick_main (faces, 3, 100, 100) == 1);
+  faces[1].box.x = faces[1].box.y = 0;
   NCL_CHECK (ncl_face_pick_main (faces, 3, 100, 100) == 2);
   NCL_CHECK (ncl_face_pick_main (faces, 0, 100, 100) == -1);
 
