@@ -759,7 +759,7 @@ static gint
 bench_faces (const gchar * name, NclContext * ctx, gchar ** images,
     const gchar * sizes, const gchar * batches, const gchar * detectors,
     gint runs, gint warmup, gboolean layers, gboolean no_layers,
-    gboolean json, FILE * out)
+    gboolean no_frames, gboolean json, FILE * out)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GArray) batch_list = g_array_new (FALSE, FALSE, sizeof (gint));
@@ -785,7 +785,7 @@ bench_faces (const gchar * name, NclContext * ctx, gchar ** images,
   }
   if (g_strv_length (size_list) == 0)
     return ncl_cli_fail ("%s: --sizes is empty", name);
-  if (images == NULL || images[0] == NULL) {
+  if (!no_frames && (images == NULL || images[0] == NULL)) {
     images = found = find_default_face_images ();
     if (images == NULL)
       return ncl_cli_fail ("%s: no face photo: pass --image FILE (face-api's "
@@ -814,7 +814,7 @@ bench_faces (const gchar * name, NclContext * ctx, gchar ** images,
       print_descriptor_json (ctx, &r);
   }
 
-  for (guint si = 0; size_list[si] != NULL; si++) {
+  for (guint si = 0; size_list[si] != NULL && !no_frames; si++) {
     gint width, height;
 
     if (!ncl_cli_parse_size (g_strstrip (size_list[si]), &width, &height,
@@ -859,6 +859,7 @@ ncl_cli_bench (gint argc, gchar ** argv)
   g_autofree gchar *device = NULL;
   gint runs = DEFAULT_RUNS, warmup = DEFAULT_WARMUP;
   gboolean layers = FALSE, no_layers = FALSE, json = FALSE, faces = FALSE;
+  gboolean no_frames = FALSE;
   g_auto (GStrv) images = NULL;
   g_autofree gchar *batches = NULL;
   g_autofree gchar *detectors = NULL;
@@ -893,6 +894,8 @@ ncl_cli_bench (gint argc, gchar ** argv)
     {"detectors", 0, 0, G_OPTION_ARG_STRING, &detectors,
         "--faces: detectors for the frame timings (default "
           DEFAULT_FACE_DETECTORS ")", "tinyN|ssd,..."},
+    {"no-frames", 0, 0, G_OPTION_ARG_NONE, &no_frames,
+        "--faces: the recognition net only", NULL},
     {NULL}
   };
   GOptionContext *octx = g_option_context_new (NULL);
@@ -947,10 +950,11 @@ ncl_cli_bench (gint argc, gchar ** argv)
     fprintf (out, "device: %s (%s)\n", ncl_context_get_device_name (ctx),
         ncl_context_get_platform_name (ctx));
     return bench_faces (name, ctx, images, sizes, batches, detectors, runs,
-        warmup, layers, no_layers, json, out);
+        warmup, layers, no_layers, no_frames, json, out);
   }
-  if (images != NULL || batches != NULL || detectors != NULL)
-    return ncl_cli_fail ("%s: --image, --batch and --detectors need --faces",
+  if (images != NULL || batches != NULL || detectors != NULL || no_frames)
+    return ncl_cli_fail ("%s: --image, --batch, --detectors and --no-frames "
+        "need --faces",
         name);
 
   size_list = g_strsplit (sizes != NULL ? sizes : DEFAULT_SIZES, ",", -1);
