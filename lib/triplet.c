@@ -491,7 +491,7 @@ ncl_embed_train_settings_clear (NclEmbedTrainSettings * s)
   memset (s, 0, sizeof (*s));
 }
 
-/* ---- augmentation ------------------------------------------------------------ */
+/* ---- augmentation ------------------------------------------------------- */
 
 void
 ncl_augment_init (NclAugment * a)
@@ -938,8 +938,9 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
     }
     if (!ncl_tensor_download (o, out, error))
       return FALSE;
-    prog.loss = ncl_triplet_batch_loss (out, blabels, nb, dim, s->mining,
-        (gfloat) s->margin, rand, grad, &nt, &na);
+    prog.loss = ncl_triplet_batch_loss (out, blabels, nb, dim,
+        it <= s->warmup ? NCL_TRIPLET_RANDOM : s->mining, (gfloat) s->margin,
+        rand, grad, &nt, &na);
     if (!isfinite (prog.loss)) {
       g_set_error (error, NCL_ERROR, NCL_ERROR_FAILED,
           "iteration %d: the loss is not finite; lower the learning rate",

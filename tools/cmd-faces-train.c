@@ -46,8 +46,9 @@ labelled_add (Labelled * l, const gchar * labels, const gchar * root,
     const gchar * prefix, GError ** error)
 {
   g_autoptr (GArray) rows = face_eval_read_labels (labels, error);
-  g_autofree gchar *dir = root ? g_strdup (root) :
+  g_autofree gchar *rel = root ? g_strdup (root) :
       g_path_get_dirname (labels);
+  g_autofree gchar *dir = g_canonicalize_filename (rel, NULL);
 
   if (rows == NULL)
     return FALSE;
@@ -67,8 +68,8 @@ labelled_add (Labelled * l, const gchar * labels, const gchar * root,
     if (k == l->names->len)
       g_ptr_array_add (l->names, g_steal_pointer (&name));
     it.identity = k;
-    it.path = g_path_is_absolute (r->file) ? g_strdup (r->file) :
-        g_build_filename (dir, r->file, NULL);
+    /* canonical: descriptor caches are keyed by it */
+    it.path = g_canonicalize_filename (r->file, dir);
     g_array_append_val (l->items, it);
   }
   return TRUE;
@@ -252,7 +253,7 @@ typedef struct
   gdouble margin, lr, wd, border;
   gdouble shift, zoom, rotate, brightness, contrast;
   gint p, k, iterations, seed, split_seed, test_ids, width, height;
-  gint checkpoint_every;
+  gint checkpoint_every, warmup;
   gboolean flip, resume;
 } TrainOpts;
 
@@ -296,7 +297,7 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
     "mining", "margin", "identities-per-batch", "images-per-identity",
     "iterations", "learning-rate", "weight-decay", "seed", "flip",
     "input-size", "test-identities", "split-seed", "checkpoint-every",
-    "detector", "border", "device", "augment", NULL
+    "detector", "border", "device", "augment", "warmup", NULL
   };
   static const gchar *const aug_keys[] = {
     "shift", "zoom", "rotate", "brightness", "contrast", NULL
@@ -333,7 +334,9 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
           "checkpoint-every", 1, 10000000, &o->checkpoint_every, error) ||
       !ncl_yaml_get_string (doc, root, "detector", &o->detector, error) ||
       !ncl_yaml_get_double (doc, root, "border", 0, 2, &o->border, error) ||
-      !ncl_yaml_get_string (doc, root, "device", &o->device, error))
+      !ncl_yaml_get_string (doc, root, "device", &o->device, error) ||
+      !ncl_yaml_get_int (doc, root, "warmup", 0, 10000000, &o->warmup,
+          error))
     return FALSE;
   aug = ncl_yaml_mapping_lookup (root, "augment");
   if (aug != NULL) {
@@ -524,6 +527,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "Identities x images per batch (default 8x4)", "PxK"},
     {"iterations", 'n', 0, G_OPTION_ARG_INT, &o.iterations, "Iterations",
         "N"},
+    {"warmup", 0, 0, G_OPTION_ARG_INT, &o.warmup,
+        "Random mining for the first N iterations", "N"},
     {"learning-rate", 0, 0, G_OPTION_ARG_DOUBLE, &o.lr, "Adam step", "LR"},
     {"weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &o.wd,
         "Decoupled weight decay (AdamW)", "WD"},
@@ -573,7 +578,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   /* sentinels: unset CLI values */
   o.margin = o.lr = o.wd = -1;
   o.shift = o.zoom = o.rotate = o.brightness = o.contrast = -1;
-  o.iterations = o.seed = o.test_ids = -1;
+  o.iterations = o.seed = o.test_ids = o.warmup = -1;
   g_option_context_set_summary (octx,
       "Trains a face embedding with the triplet loss (P identities x K\n"
       "images per batch, online mining, L2-normalised embeddings, Adam),\n"
@@ -623,6 +628,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     o.lr = cli.lr;
   if (cli.wd >= 0)
     o.wd = cli.wd;
+  if (cli.warmup >= 0)
+    o.warmup = cli.warmup;
   if (cli.shift >= 0)
     o.shift = cli.shift;
   if (cli.zoom >= 0)
@@ -763,6 +770,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   s.learning_rate = o.lr;
   s.weight_decay = o.wd;
   s.flip = o.flip;
+  s.warmup = o.warmup;
   if (!descriptors) {
     s.shift = o.shift;
     s.zoom = o.zoom;
@@ -780,14 +788,15 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     g_autofree gchar *dn = g_path_get_basename (dir);
 
     s.origin = g_strdup_printf ("trained here with `neuralcl faces train` "
-        "on %s/%s (%d identities%s), %s triplets, margin %g, %d iterations "
-        "of %dx%d, weight decay %g, augmentation flip %s shift %g zoom %g "
-        "rotate %g brightness %g contrast %g, seed %d", dn, base,
-        data.n_identities, o.test_ids > 0 ? ", others held out" : "",
-        ncl_triplet_mining_to_string (s.mining), s.margin, s.iterations,
-        s.identities_per_batch, s.images_per_identity, s.weight_decay,
-        s.flip ? "on" : "off", s.shift, s.zoom, s.rotate, s.brightness,
-        s.contrast, s.seed);
+        "on %s/%s (%d identities%s), %s triplets (random for the first "
+        "%d), margin %g, %d iterations of %dx%d, weight decay %g, "
+        "augmentation flip %s shift %g zoom %g rotate %g brightness %g "
+        "contrast %g, seed %d", dn, base, data.n_identities,
+        o.test_ids > 0 ? ", others held out" : "",
+        ncl_triplet_mining_to_string (s.mining), s.warmup, s.margin,
+        s.iterations, s.identities_per_batch, s.images_per_identity,
+        s.weight_decay, s.flip ? "on" : "off", s.shift, s.zoom, s.rotate,
+        s.brightness, s.contrast, s.seed);
   }
   fprintf (stderr, "%s: %d photos of %d identities for training, %u held "
       "out; input %d x %d x %d\n", name, data.n, data.n_identities,

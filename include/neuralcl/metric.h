@@ -128,6 +128,9 @@ typedef struct
   gdouble rotate;               /* rotation up to +-rotate degrees, 0 */
   gdouble brightness;           /* offset in +-brightness (input units), 0 */
   gdouble contrast;             /* gain in [1 - contrast, 1 + contrast], 0 */
+  gint warmup;                  /* iterations of random mining before
+                                 * @mining (batch-hard collapses from a
+                                 * fresh start under augmentation), 0 */
 } NclEmbedTrainSettings;
 
 void ncl_embed_train_settings_init (NclEmbedTrainSettings * s);

@@ -415,6 +415,7 @@ test_trainer (void)
   s.flip = FALSE;
   s.shift = 0.05;
   s.brightness = 0.05;
+  s.warmup = 10;
   NCL_CHECK (ncl_embed_train (&s, &data, NULL, NULL, &error));
   NCL_CHECK_NO_ERROR (error);
   NCL_CHECK (g_file_test (png, G_FILE_TEST_EXISTS));
