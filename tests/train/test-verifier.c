@@ -203,6 +203,74 @@ test_errors (void)
   NCL_CHECK (error != NULL);
 }
 
+/* The default head: $NEURALCL_VERIFIER_MODEL, then verifier/ in the model
+ * search path, then the source tree's models/verifier (the bundled head,
+ * which `verifier: classifier` then loads without verifier-model). */
+static void
+test_default (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *dir = g_dir_make_tmp ("ncl-verifier-XXXXXX", NULL);
+  g_autofree gchar *vdir = g_build_filename (dir, "verifier", NULL);
+  g_autofree gchar *path = g_build_filename (vdir, "face-verifier.yaml",
+      NULL);
+  g_autofree gchar *empty = g_build_filename (dir, "empty", NULL);
+  g_autofree gchar *old_mp = g_strdup (g_getenv ("NEURALCL_MODEL_PATH"));
+  g_autofree gchar *old_vm = g_strdup (g_getenv ("NEURALCL_VERIFIER_MODEL"));
+  g_autofree gchar *found = NULL;
+  g_autoptr (NclVerifier) v = ncl_verifier_new (NCL_FACE_DESCRIPTOR_LEN,
+      NCL_VERIFIER_ABS);
+  const gchar *src = g_getenv ("NCL_SOURCE_DIR");
+  NclFaceConfig c;
+
+  NCL_CHECK (g_mkdir_with_parents (vdir, 0755) == 0);
+  NCL_CHECK (g_mkdir_with_parents (empty, 0755) == 0);
+  NCL_CHECK (ncl_verifier_save (v, path, NULL, &error));
+  NCL_CHECK_NO_ERROR (error);
+  g_setenv ("XDG_DATA_HOME", empty, TRUE);
+  g_unsetenv ("NEURALCL_VERIFIER_MODEL");
+  g_setenv ("NEURALCL_MODEL_PATH", dir, TRUE);
+  found = ncl_verifier_find_default ();
+  NCL_CHECK (found != NULL && g_str_equal (found, path));
+  g_clear_pointer (&found, g_free);
+
+  g_setenv ("NEURALCL_VERIFIER_MODEL", "/some/where.yaml", TRUE);
+  found = ncl_verifier_find_default ();
+  NCL_CHECK (found != NULL && g_str_equal (found, "/some/where.yaml"));
+  g_clear_pointer (&found, g_free);
+  g_unsetenv ("NEURALCL_VERIFIER_MODEL");
+
+  /* nothing in the search path: the bundled head of the source tree */
+  g_setenv ("NEURALCL_MODEL_PATH", empty, TRUE);
+  found = ncl_verifier_find_default ();
+  if (src != NULL) {
+    g_autofree gchar *bundled = g_build_filename (src, "models", "verifier",
+        "face-verifier.yaml", NULL);
+
+    NCL_CHECK (g_file_test (bundled, G_FILE_TEST_EXISTS));
+    NCL_CHECK (found != NULL && g_str_has_suffix (found,
+            "models/verifier/face-verifier.yaml"));
+  }
+  ncl_face_config_init (&c);
+  g_free (c.verifier);
+  c.verifier = g_strdup ("classifier");
+  {
+    g_autoptr (NclVerifier) d = ncl_verifier_from_config (&c, &error);
+
+    NCL_CHECK_NO_ERROR (error);
+    NCL_CHECK (d != NULL && ncl_verifier_get_dim (d) ==
+        NCL_FACE_DESCRIPTOR_LEN);
+  }
+  ncl_face_config_clear (&c);
+
+  if (old_mp != NULL)
+    g_setenv ("NEURALCL_MODEL_PATH", old_mp, TRUE);
+  else
+    g_unsetenv ("NEURALCL_MODEL_PATH");
+  if (old_vm != NULL)
+    g_setenv ("NEURALCL_VERIFIER_MODEL", old_vm, TRUE);
+}
+
 gint
 main (gint argc, gchar ** argv)
 {
@@ -211,5 +279,6 @@ main (gint argc, gchar ** argv)
   test_fit_and_io (NCL_VERIFIER_ABS);
   test_fit_and_io (NCL_VERIFIER_CHI2);
   test_errors ();
+  test_default ();
   return ncl_test_finish ();
 }
