@@ -586,3 +586,263 @@ conv2d_wino4 (__global const float *in, __global const float *ut,
     }
   }
 }
+
+/* ---- depthwise ---------------------------------------------------------- */
+/* groups == cin == cout: out[b][c] = act (bias[c] + in[b][c] (*) w[c]).
+ * One work-item = 16 output pixels along x x DW_ROWS output rows of one
+ * plane.  The kernel size and strides are compile-time (DW_KH, KW,
+ * DW_SH, STRIDE_W), so the loops over input rows and taps unroll: each
+ * input row of the work-item is loaded once (KW shifted vectors) and feeds
+ * every output row it belongs to.  The layer's padding (any mode) is
+ * handled here: tiles whose reads fall inside the row load straight from
+ * the input; the first and last tiles of a row copy the padded row segment
+ * into a private buffer first; rows outside the image are padded the same
+ * way (zero rows are skipped).
+ * wt: (c, DW_KH, KW); global: (ceil (ow / 16), ceil (oh / DW_ROWS), n * c). */
+#ifndef DW_KH
+#define DW_KH 3
+#endif
+#ifndef DW_SH
+#define DW_SH 1
+#endif
+#ifndef DW_ROWS
+#define DW_ROWS 4
+#endif
+
+#define DW_IN_ROWS ((DW_ROWS - 1) * DW_SH + DW_KH)
+/* input pixels a 16-pixel output vector reads (stride 2 loads 32) */
+#define DW_SPAN (16 * STRIDE_W + KW - 1)
+
+__kernel void
+conv2d_dw (__global const float *in, __global const float *wt,
+    __global const float *bias, __global float *out, int c, int h, int w,
+    int oh, int ow, int top, int left, int mode, int act, float alpha)
+{
+  int ox0 = get_global_id (0) * 16;
+  int oy0 = get_global_id (1) * DW_ROWS;
+  int plane = get_global_id (2);
+
+  if (ox0 >= ow || oy0 >= oh)
+    return;
+
+  {
+    __global const float *ip = in + (size_t) plane * h * w;
+    __global const float *wp = wt + (size_t) (plane % c) * DW_KH * KW;
+    int x0 = ox0 * STRIDE_W - left;
+    int inside = x0 >= 0 && x0 + DW_SPAN <= w;
+    float wk[DW_KH * KW];
+    float16 acc[DW_ROWS];
+
+#pragma unroll
+    for (int i = 0; i < DW_KH * KW; i++)
+      wk[i] = wp[i];
+#pragma unroll
+    for (int r = 0; r < DW_ROWS; r++)
+      acc[r] = (float16) (0.0f);
+
+#pragma unroll
+    for (int i = 0; i < DW_IN_ROWS; i++) {
+      int iy = conv_pad_index (oy0 * DW_SH + i - top, h, mode);
+      float16 x[KW];
+
+      if (iy < 0)
+        continue;               /* a zero row */
+      if (inside) {
+        __global const float *row = ip + (size_t) iy * w + x0;
+
+#pragma unroll
+        for (int kx = 0; kx < KW; kx++)
+          x[kx] = conv_load_px (row + kx);
+      } else {
+        __global const float *row = ip + (size_t) iy * w;
+        float seg[DW_SPAN + 1];
+
+        for (int s = 0; s < DW_SPAN; s++) {
+          int ix = conv_pad_index (x0 + s, w, mode);
+
+          seg[s] = ix >= 0 ? row[ix] : 0.0f;
+        }
+        seg[DW_SPAN] = 0.0f;
+#pragma unroll
+        for (int kx = 0; kx < KW; kx++)
+          x[kx] = conv_load_px_private (seg + kx);
+      }
+
+#pragma unroll
+      for (int r = 0; r < DW_ROWS; r++) {
+        int ky = i - r * DW_SH;
+
+        if (ky >= 0 && ky < DW_KH) {
+#pragma unroll
+          for (int kx = 0; kx < KW; kx++)
+            acc[r] = fma ((float16) (wk[ky * KW + kx]), x[kx], acc[r]);
+        }
+      }
+    }
+
+    {
+      float bc = bias[plane % c];
+
+#pragma unroll
+      for (int r = 0; r < DW_ROWS; r++) {
+        if (oy0 + r < oh)
+          conv_store16 (out + ((size_t) plane * oh + oy0 + r) * ow + ox0,
+              ncl_act16 (act, alpha, acc[r] + bc), ow - ox0);
+      }
+    }
+  }
+}
+
+/* ---- GEMM --------------------------------------------------------------- */
+/* out[b][co][q] = act (bias[co] + sum_k A[co][k] * B[k][p]) over the
+ * flattened output pixels p = b * ohw + q, k = (ci, ky, kx).
+ * A: [cout_padded / 8][K][8] (the direct kernel's packing with tile 8).
+ * B is either the input itself (1x1, stride 1, no padding: the column of
+ * pixel p of image lb = p / L, lq = p % L is at bstride * lb + lq, row k at
+ * + k * ldb) or an im2col scratch (one "image" L = ldb = the padded column
+ * count, bstride 0).  One work-item = 8 output channels x GPX * 16 columns
+ * (float16 accumulators), weights broadcast, columns loaded as vectors;
+ * tiles that straddle an image or the end gather their lanes.
+ * global: (cout_padded / 8, ceil (N / (16 * GPX))). */
+#ifndef GPX
+#define GPX 1
+#endif
+#define GCO 8
+
+/* im2col: col[k][p] for p < Npad (zeros past N), any padding, dilation. */
+__kernel void
+conv_im2col (__global const float *in, __global float *col, int n, int cin,
+    int h, int w, int kh, int kw, int sh, int sw, int dil, int top, int left,
+    int mode, int oh, int ow, int npad)
+{
+  int p = get_global_id (0);
+  int k = get_global_id (1);
+
+  if (p >= npad || k >= cin * kh * kw)
+    return;
+
+  {
+    float v = 0.0f;
+
+    if (p < n * oh * ow) {
+      int b = p / (oh * ow);
+      int q = p % (oh * ow);
+      int ci = k / (kh * kw);
+      int ky = k / kw % kh;
+      int kx = k % kw;
+      int iy = conv_pad_index (q / ow * sh + ky * dil - top, h, mode);
+      int ix = conv_pad_index (q % ow * sw + kx * dil - left, w, mode);
+
+      if (iy >= 0 && ix >= 0)
+        v = in[(((size_t) b * cin + ci) * h + iy) * w + ix];
+    }
+    col[(size_t) k * npad + p] = v;
+  }
+}
+
+__kernel void
+conv2d_gemm (__global const float *bm, __global const float *am,
+    __global const float *bias, __global float *out, int kdim, int cout,
+    int ncols, int lsize, int bstride, int ldb, int ohw, int act, float alpha)
+{
+  int ct = get_global_id (0);
+  int p0 = get_global_id (1) * (16 * GPX);
+
+  if (ct * GCO >= cout || p0 >= ncols)
+    return;
+
+  {
+    __global const float *ap = am + (size_t) ct * kdim * GCO;
+    int lq0 = p0 % lsize;
+    float16 acc[GCO * GPX];
+
+#pragma unroll
+    for (int j = 0; j < GCO * GPX; j++)
+      acc[j] = (float16) (0.0f);
+
+    if (lq0 + 16 * GPX <= lsize) {
+      __global const float *bp = bm + (size_t) (p0 / lsize) * bstride + lq0;
+
+#pragma unroll 4
+      for (int k = 0; k < kdim; k++) {
+        float16 x[GPX];
+
+#pragma unroll
+        for (int v = 0; v < GPX; v++)
+          x[v] = CONV_LOAD16 (bp + v * 16);
+#pragma unroll
+        for (int j = 0; j < GCO; j++) {
+          float16 aj = (float16) (ap[j]);
+
+#pragma unroll
+          for (int v = 0; v < GPX; v++)
+            acc[j * GPX + v] = fma (aj, x[v], acc[j * GPX + v]);
+        }
+        ap += GCO;
+        bp += ldb;
+      }
+    } else {
+      /* straddles an image boundary or the end: per-lane offsets */
+      int off[16 * GPX];
+
+      for (int l = 0; l < 16 * GPX; l++) {
+        int p = min (p0 + l, ncols - 1);
+
+        off[l] = p / lsize * bstride + p % lsize;
+      }
+      for (int k = 0; k < kdim; k++) {
+        __global const float *bp = bm + (size_t) k * ldb;
+        float16 x[GPX];
+
+#pragma unroll
+        for (int v = 0; v < GPX; v++) {
+          float t[16];
+
+          for (int l = 0; l < 16; l++)
+            t[l] = bp[off[v * 16 + l]];
+          x[v] = vload16 (0, t);
+        }
+#pragma unroll
+        for (int j = 0; j < GCO; j++) {
+          float16 aj = (float16) (ap[j]);
+
+#pragma unroll
+          for (int v = 0; v < GPX; v++)
+            acc[j * GPX + v] = fma (aj, x[v], acc[j * GPX + v]);
+        }
+        ap += GCO;
+      }
+    }
+
+#pragma unroll
+    for (int v = 0; v < GPX; v++) {
+      int pv = p0 + v * 16;
+      int b, q;
+
+      if (pv >= ncols)
+        break;
+      b = pv / ohw;
+      q = pv % ohw;
+      for (int j = 0; j < GCO; j++) {
+        int co = ct * GCO + j;
+        float16 y;
+
+        if (co >= cout)
+          break;
+        y = ncl_act16 (act, alpha, acc[j * GPX + v] + bias[co]);
+        if (q + 16 <= ohw) {
+          vstore16 (y, 0, out + ((size_t) b * cout + co) * ohw + q);
+        } else {
+          float t[16];
+
+          vstore16 (y, 0, t);
+          for (int l = 0; l < 16 && pv + l < ncols; l++) {
+            int pl = pv + l;
+
+            out[((size_t) (pl / ohw) * cout + co) * ohw + pl % ohw] = t[l];
+          }
+        }
+      }
+    }
+  }
+}

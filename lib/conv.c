@@ -32,15 +32,18 @@ typedef enum
   CONV_DIRECT,
   CONV_DIRECT_NARROW,
   CONV_WINO4,
+  CONV_DEPTHWISE,
+  CONV_GEMM,
   CONV_N_VARIANTS
 } ConvVariant;
 
 static const gchar *const variant_names[CONV_N_VARIANTS] = {
-  "generic", "direct", "direct_narrow", "winograd4",
+  "generic", "direct", "direct_narrow", "winograd4", "depthwise", "gemm",
 };
 
 static const gchar *const kernel_names[CONV_N_VARIANTS] = {
   "conv2d_generic", "conv2d_direct", "conv2d_direct", "conv2d_wino4",
+  "conv2d_dw", "conv2d_gemm",
 };
 
 /* direct: output channels x 16-pixel vectors per work-item */
@@ -57,6 +60,15 @@ static const gchar *const kernel_names[CONV_N_VARIANTS] = {
 /* The __local buffer is sized for cin rounded up to this, so that layers
  * with similar channel counts share one program. */
 #define WINO_CIN_STEP 8
+
+/* depthwise: output rows per work-item; largest kernel side (the taps are
+ * unrolled) */
+#define DW_ROWS 4
+#define DW_MAX_K 7
+
+/* GEMM: output channels per register tile (the direct packing with this
+ * tile is the GEMM's A operand) */
+#define GEMM_CO_TILE 8
 
 static gint
 wino_cin_capacity (gint cin)
@@ -77,13 +89,18 @@ struct _NclConv
   NclConvParams p;
   gfloat *weight;               /* (cout, cin / groups, kh, kw), host copy */
   gfloat *bias;                 /* (cout) or NULL, host copy */
-  ConvVariant variant;
+  ConvVariant variant;           /* chosen at creation */
+  ConvVariant used;              /* run by the last forward */
+  gboolean forced;              /* NEURALCL_CONV_VARIANT picked it */
   gint co_tile, pxv;            /* direct: register tile */
   gint cout_padded;             /* cout rounded up to the channel tile */
   gchar *options;               /* build options of the conv kernel */
   cl_mem wbuf;                  /* weights in the variant's layout */
   cl_mem bbuf;                  /* (cout_padded) bias, zeros if none */
   NclTensor *padded;            /* scratch: the input after padding */
+  cl_mem gbuf;                  /* GEMM weights when wbuf has another
+                                 * layout (Winograd), created on demand */
+  NclTensor *col;               /* scratch: im2col for the GEMM */
 };
 
 /* ---- reference ---------------------------------------------------------- */
@@ -208,13 +225,22 @@ variant_applies (NclContext * ctx, const NclConvParams * p, ConvVariant v)
       clGetDeviceInfo (ncl_context_get_device (ctx), CL_DEVICE_LOCAL_MEM_SIZE,
           sizeof (local_mem), &local_mem, NULL);
       return wino_local_bytes (p->cin) <= local_mem;
+    case CONV_DEPTHWISE:
+      return p->groups == p->cin && p->cin == p->cout
+          && MAX (p->dilation, 1) == 1 && p->kh <= DW_MAX_K
+          && p->kw <= DW_MAX_K && (p->stride_w == 1 || p->stride_w == 2)
+          && (p->stride_h == 1 || p->stride_h == 2);
+    case CONV_GEMM:
+      return p->groups == 1;
     default:
       return FALSE;
   }
 }
 
+/* The variant NEURALCL_CONV_VARIANT names if it can run @p, else
+ * CONV_N_VARIANTS. */
 static ConvVariant
-choose_variant (NclContext * ctx, const NclConvParams * p)
+forced_variant (NclContext * ctx, const NclConvParams * p)
 {
   const gchar *force = g_getenv ("NEURALCL_CONV_VARIANT");
 
@@ -225,6 +251,16 @@ choose_variant (NclContext * ctx, const NclConvParams * p)
         return v;
     }
   }
+  return CONV_N_VARIANTS;
+}
+
+static ConvVariant
+choose_variant (NclContext * ctx, const NclConvParams * p)
+{
+  if (forced_variant (ctx, p) != CONV_N_VARIANTS)
+    return forced_variant (ctx, p);
+  if (variant_applies (ctx, p, CONV_DEPTHWISE))
+    return CONV_DEPTHWISE;
   /* the Winograd kernel runs one work-item per group and keeps its
    * transform in __local memory: a CPU design */
   if (ncl_context_is_cpu (ctx) && p->cin >= 16 && p->cout >= 16
@@ -292,6 +328,16 @@ pack_wino4 (const NclConvParams * p, gint tile, gint cout_padded)
   return packed;
 }
 
+/* Build options of conv2d_gemm with @gpx 16-column vectors per work-item
+ * (a static string). */
+static const gchar *
+gemm_options (NclContext * ctx, gint gpx)
+{
+  if (ncl_context_is_cpu (ctx))
+    return gpx == 2 ? "-DGPX=2 -DCONV_UNALIGNED" : "-DGPX=1 -DCONV_UNALIGNED";
+  return gpx == 2 ? "-DGPX=2" : "-DGPX=1";
+}
+
 NclConv *
 ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
 {
@@ -333,11 +379,14 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
     conv->p.bias = conv->bias;
   }
   conv->variant = choose_variant (ctx, p);
+  conv->used = conv->variant;
+  conv->forced = forced_variant (ctx, p) != CONV_N_VARIANTS;
 
   switch (conv->variant) {
     case CONV_DIRECT:
     case CONV_DIRECT_NARROW:
-      if (conv->variant == CONV_DIRECT) {
+    case CONV_GEMM:
+      if (conv->variant != CONV_DIRECT_NARROW) {
         conv->co_tile = DIRECT_CO_TILE;
         conv->pxv = DIRECT_PX_VECTORS;
       } else {
@@ -364,6 +413,13 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
       conv->options = g_strdup_printf ("-DWCO=%d -DWTV=%d -DWINO_CIN=%d%s",
           conv->co_tile, conv->pxv, wino_cin_capacity (p->cin), unaligned);
       break;
+    case CONV_DEPTHWISE:
+      conv->cout_padded = p->cout;
+      wsrc = p->weight;
+      conv->options = g_strdup_printf ("-DKW=%d -DDW_KH=%d -DSTRIDE_W=%d "
+          "-DDW_SH=%d -DDW_ROWS=%d%s", p->kw, p->kh, p->stride_w,
+          p->stride_h, DW_ROWS, unaligned);
+      break;
     default:
       conv->cout_padded = p->cout;
       wsrc = p->weight;
@@ -385,7 +441,8 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
 
   /* build now, so that a kernel problem shows up at load time */
   if (ncl_context_get_kernel (ctx, "conv", kernel_names[conv->variant],
-          conv->options, error) == NULL)
+          conv->variant == CONV_GEMM ? gemm_options (ctx, 1) : conv->options,
+          error) == NULL)
     return NULL;
 
   return g_steal_pointer (&conv);
@@ -397,6 +454,9 @@ ncl_conv_free (NclConv * conv)
   if (conv == NULL)
     return;
   g_clear_pointer (&conv->padded, ncl_tensor_free);
+  g_clear_pointer (&conv->col, ncl_tensor_free);
+  if (conv->gbuf != NULL)
+    clReleaseMemObject (conv->gbuf);
   if (conv->bbuf != NULL)
     clReleaseMemObject (conv->bbuf);
   if (conv->wbuf != NULL)
@@ -415,10 +475,12 @@ ncl_conv_get_params (const NclConv * conv)
   return &conv->p;
 }
 
+/* The variant of the last forward (layers on small maps may switch to the
+ * GEMM at run time), or the one chosen at creation before any. */
 const gchar *
 ncl_conv_get_variant (const NclConv * conv)
 {
-  return variant_names[conv->variant];
+  return variant_names[conv->used];
 }
 
 /* Pads @in into conv->padded. */
@@ -457,6 +519,138 @@ conv_pad (NclConv * conv, const NclTensor * in, GError ** error)
   return ok;
 }
 
+/* Whether a groups-1 layer producing @oh x @ow runs faster as a GEMM than
+ * on its direct / Winograd kernel (measured on PoCL, docs/kernels.md):
+ * 1x1 stride-1 layers always (the columns run across rows), others when
+ * the rows are too short for the 32-pixel direct tile or the 4x4 Winograd
+ * tiles. */
+static gboolean
+gemm_preferred (const NclConvParams * p, gint oh, gint ow)
+{
+  if (p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1)
+    return TRUE;
+  return ow < 16;
+}
+
+static gboolean
+forward_depthwise (NclConv * conv, const NclTensor * in, NclTensor * out,
+    GError ** error)
+{
+  const NclConvParams *p = &conv->p;
+  gint mode = p->pad.mode, act = p->act;
+  gsize global[3];
+  cl_kernel k;
+  gboolean ok;
+
+  k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_dw", conv->options,
+      error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = (out->w + 15) / 16;
+  global[1] = (out->h + DW_ROWS - 1) / DW_ROWS;
+  global[2] = (gsize) in->n * in->c;
+  ncl_context_lock (conv->ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
+      sizeof (cl_mem), &conv->wbuf, sizeof (cl_mem), &conv->bbuf,
+      sizeof (cl_mem), &out->buf, sizeof (gint), &p->cin, sizeof (gint),
+      &in->h, sizeof (gint), &in->w, sizeof (gint), &out->h, sizeof (gint),
+      &out->w, sizeof (gint), &p->pad.top, sizeof (gint), &p->pad.left,
+      sizeof (gint), &mode, sizeof (gint), &act, sizeof (gfloat), &p->alpha,
+      0)
+      && ncl_context_run (conv->ctx, k, 3, global, NULL, error);
+  ncl_context_unlock (conv->ctx);
+  return ok;
+}
+
+static gboolean
+forward_gemm (NclConv * conv, const NclTensor * in, NclTensor * out,
+    GError ** error)
+{
+  const NclConvParams *p = &conv->p;
+  gint kdim = p->cin * p->kh * p->kw;
+  gint ohw = out->h * out->w;
+  gint ncols = in->n * ohw;
+  gint gpx = ncols >= 512 ? 2 : 1;
+  gint act = p->act, lsize, bstride, ldb;
+  gboolean plain = p->kh == 1 && p->kw == 1 && p->stride_h == 1
+      && p->stride_w == 1 && !p->pad.top && !p->pad.bottom && !p->pad.left
+      && !p->pad.right;
+  cl_mem bm, am = conv->wbuf;
+  gsize global[2];
+  cl_kernel k;
+  gboolean ok;
+
+  if (conv->variant != CONV_DIRECT && conv->variant != CONV_GEMM) {
+    if (conv->gbuf == NULL) {
+      gint cout_padded = (p->cout + GEMM_CO_TILE - 1) / GEMM_CO_TILE
+          * GEMM_CO_TILE;
+      g_autofree gfloat *packed = pack_direct (p, GEMM_CO_TILE, cout_padded);
+
+      conv->gbuf = ncl_buffer_from_host (conv->ctx, packed,
+          (gsize) cout_padded * kdim, error);
+      if (conv->gbuf == NULL)
+        return FALSE;
+    }
+    am = conv->gbuf;
+  }
+
+  if (plain) {
+    bm = in->buf;
+    lsize = ohw;
+    bstride = p->cin * ohw;
+    ldb = ohw;
+  } else {
+    gint npad = (ncols + 16 * gpx - 1) / (16 * gpx) * (16 * gpx);
+    gint dil = MAX (p->dilation, 1), mode = p->pad.mode;
+    gsize gcol[2] = { npad, kdim };
+
+    if (conv->col == NULL) {
+      conv->col = ncl_tensor_new (conv->ctx, 1, 1, kdim, npad, error);
+      if (conv->col == NULL)
+        return FALSE;
+    } else if (!ncl_tensor_reshape (conv->col, 1, 1, kdim, npad, error)) {
+      return FALSE;
+    }
+    k = ncl_context_get_kernel (conv->ctx, "conv", "conv_im2col", NULL,
+        error);
+    if (k == NULL)
+      return FALSE;
+    ncl_context_lock (conv->ctx);
+    ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
+        sizeof (cl_mem), &conv->col->buf, sizeof (gint), &in->n,
+        sizeof (gint), &p->cin, sizeof (gint), &in->h, sizeof (gint), &in->w,
+        sizeof (gint), &p->kh, sizeof (gint), &p->kw, sizeof (gint),
+        &p->stride_h, sizeof (gint), &p->stride_w, sizeof (gint), &dil,
+        sizeof (gint), &p->pad.top, sizeof (gint), &p->pad.left,
+        sizeof (gint), &mode, sizeof (gint), &out->h, sizeof (gint), &out->w,
+        sizeof (gint), &npad, 0)
+        && ncl_context_run (conv->ctx, k, 2, gcol, NULL, error);
+    ncl_context_unlock (conv->ctx);
+    if (!ok)
+      return FALSE;
+    bm = conv->col->buf;
+    lsize = npad;
+    bstride = 0;
+    ldb = npad;
+  }
+
+  k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_gemm",
+      gemm_options (conv->ctx, gpx), error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = (p->cout + GEMM_CO_TILE - 1) / GEMM_CO_TILE;
+  global[1] = (ncols + 16 * gpx - 1) / (16 * gpx);
+  ncl_context_lock (conv->ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &bm, sizeof (cl_mem),
+      &am, sizeof (cl_mem), &conv->bbuf, sizeof (cl_mem), &out->buf,
+      sizeof (gint), &kdim, sizeof (gint), &p->cout, sizeof (gint), &ncols,
+      sizeof (gint), &lsize, sizeof (gint), &bstride, sizeof (gint), &ldb,
+      sizeof (gint), &ohw, sizeof (gint), &act, sizeof (gfloat), &p->alpha, 0)
+      && ncl_context_run (conv->ctx, k, 2, global, NULL, error);
+  ncl_context_unlock (conv->ctx);
+  return ok;
+}
+
 gboolean
 ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
     GError ** error)
@@ -467,6 +661,7 @@ ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
   gsize global[3];
   cl_kernel k;
   gboolean ok;
+  ConvVariant v;
 
   if (in->c != p->cin) {
     g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
@@ -489,6 +684,16 @@ ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
     return FALSE;
   if (in->n == 0)
     return TRUE;
+
+  v = conv->variant;
+  if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
+      && gemm_preferred (p, oh, ow))
+    v = CONV_GEMM;
+  conv->used = v;
+  if (v == CONV_DEPTHWISE)
+    return forward_depthwise (conv, in, out, error);
+  if (v == CONV_GEMM)
+    return forward_gemm (conv, in, out, error);
 
   if (p->pad.top || p->pad.bottom || p->pad.left || p->pad.right) {
     if (!conv_pad (conv, in, error))

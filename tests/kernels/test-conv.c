@@ -72,11 +72,36 @@ static const ConvCase cases[] = {
   {"johnson deconv1", 1,128, 64,12, 14,3,3,1,1, 1,0,0,0,0,Z,A0, TRUE},
   {"johnson deconv2", 1, 64, 32,22, 26,3,3,1,1, 1,0,0,0,0,Z,A0, TRUE},
   {"johnson deconv3", 1, 32,  3,28, 32,9,9,1,1, 1,0,0,0,0,Z,A0, TRUE},
+  /* depthwise (groups = cin = cout) as in the face networks: TF same
+   * padding (stride 1: 1/1, stride 2: 0 before, 1 after), widths around
+   * the 16-pixel vector, several rows per work-item */
+  {"dw tf s1",      1, 16, 16,20, 37,3,3,1,1,16,1,1,1,1,Z,A2, TRUE},
+  {"dw tf s2",      2,  8,  8,21, 50,3,3,2,2, 8,0,1,0,1,Z,A5, TRUE},
+  {"dw s2 even",    1, 32, 32,26, 26,3,3,2,2,32,0,1,0,1,Z,A1, TRUE},
+  {"dw 1x1 map",    1, 24, 24, 1,  1,3,3,1,1,24,1,1,1,1,Z,A0, TRUE},
+  {"dw 2x3 s2",     2, 10, 10, 2,  3,3,3,2,2,10,0,1,0,1,Z,A0,FALSE},
+  {"dw wide 70",    1,  3,  3, 9, 70,3,3,1,1, 3,1,1,1,1,Z,A3, TRUE},
+  {"dw reflect k5", 1,  6,  6,11, 40,5,5,1,1, 6,2,2,2,2,R,A0, TRUE},
+  {"dw edge k3x5",  1,  5,  5,10, 33,3,5,2,1, 5,1,0,2,1,E,A4, TRUE},
+  {"dw k7 s2",      1,  4,  4,19, 47,7,7,2,2, 4,3,3,3,3,Z,A1, TRUE},
+  {"dw valid",      1,  7,  7,12, 19,3,3,1,1, 7,0,0,0,0,Z,A0, TRUE},
+  /* pointwise and small maps (face ResNet, SSD extras, detector heads) */
+  {"pw 13x13",      1, 64, 40,13, 13,1,1,1,1, 1,0,0,0,0,Z,A2, TRUE},
+  {"pw 13x13 b3",   3, 32, 17,13, 13,1,1,1,1, 1,0,0,0,0,Z,A0, TRUE},
+  {"pw 26x26",      1, 16, 24,26, 26,1,1,1,1, 1,0,0,0,0,Z,A1, TRUE},
+  {"pw 1x1",        2, 48, 20, 1,  1,1,1,1,1, 1,0,0,0,0,Z,A0, TRUE},
+  {"pw 3x5 s2",     1, 20, 12, 3,  5,1,1,2,2, 1,0,0,0,0,Z,A0, TRUE},
+  {"resnet 8x8",    1, 64, 64, 8,  8,3,3,1,1, 1,1,1,1,1,Z,A1, TRUE},
+  {"resnet 4x4",    2, 64, 48, 4,  4,3,3,1,1, 1,1,1,1,1,Z,A0, TRUE},
+  {"resnet 17 s2",  1, 32, 40,17, 17,3,3,2,2, 1,0,0,0,0,Z,A1, TRUE},
+  {"resnet 3 s2",   1, 32, 24, 3,  3,3,3,2,2, 1,0,0,0,0,Z,A0, TRUE},
+  {"ssd extra 3x3", 2, 24, 16, 5,  5,3,3,2,2, 1,0,1,0,1,Z,A5, TRUE},
+  {"small reflect", 1,  8, 16, 6,  7,3,3,1,1, 1,1,1,1,1,R,A0, TRUE},
 };
 
 /* every variant ncl_conv_new can pick; each must be exercised */
 static const gchar *const variants[] = {
-  "generic", "direct", "direct_narrow", "winograd4",
+  "generic", "direct", "direct_narrow", "winograd4", "depthwise", "gemm",
 };
 
 #define N_VARIANTS G_N_ELEMENTS (variants)
@@ -126,13 +151,14 @@ check_conv (NclContext * ctx, const gchar * label, const NclConvParams * p,
   NCL_CHECK_NO_ERROR (error);
   if (conv == NULL)
     return NULL;
-  variant = ncl_conv_get_variant (conv);
 
   tin = ncl_test_tensor (ctx, in, n, p->cin, h, w);
   /* a wrong initial shape: forward must reshape it */
   tout = ncl_test_tensor (ctx, NULL, 1, 1, 2, 3);
   NCL_CHECK (ncl_conv_forward (conv, tin, tout, &error));
   NCL_CHECK_NO_ERROR (error);
+  /* after the forward: small maps may switch to the GEMM at run time */
+  variant = ncl_conv_get_variant (conv);
   NCL_CHECK (tout->n == n && tout->c == p->cout && tout->h == oh
       && tout->w == ow);
   if (tout->n != n || tout->c != p->cout || tout->h != oh || tout->w != ow)
