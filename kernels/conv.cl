@@ -709,34 +709,51 @@ conv2d_dw (__global const float *in, __global const float *wt,
 #endif
 #define GCO 8
 
-/* im2col: col[k][p] for p < Npad (zeros past N), any padding, dilation. */
+/* im2col: col[k][p] for p < npad (zeros past n * oh * ow), any padding,
+ * dilation.  One work-item = one output row (ow columns) of one k; the
+ * extra row index n * oh writes the zero columns past the end.
+ * global: (cin * kh * kw, n * oh + 1). */
 __kernel void
 conv_im2col (__global const float *in, __global float *col, int n, int cin,
     int h, int w, int kh, int kw, int sh, int sw, int dil, int top, int left,
     int mode, int oh, int ow, int npad)
 {
-  int p = get_global_id (0);
-  int k = get_global_id (1);
+  int k = get_global_id (0);
+  int zy = get_global_id (1);
 
-  if (p >= npad || k >= cin * kh * kw)
+  if (k >= cin * kh * kw || zy > n * oh)
     return;
 
   {
-    float v = 0.0f;
+    __global float *cp = col + (size_t) k * npad + (size_t) zy * ow;
 
-    if (p < n * oh * ow) {
-      int b = p / (oh * ow);
-      int q = p % (oh * ow);
+    if (zy == n * oh) {
+      for (int p = n * oh * ow; p < npad; p++)
+        col[(size_t) k * npad + p] = 0.0f;
+    } else {
+      int b = zy / oh;
+      int oy = zy % oh;
       int ci = k / (kh * kw);
       int ky = k / kw % kh;
       int kx = k % kw;
-      int iy = conv_pad_index (q / ow * sh + ky * dil - top, h, mode);
-      int ix = conv_pad_index (q % ow * sw + kx * dil - left, w, mode);
+      int iy = conv_pad_index (oy * sh + ky * dil - top, h, mode);
+      int x0 = kx * dil - left;
+      __global const float *row = in + (((size_t) b * cin + ci) * h + iy) * w;
 
-      if (iy >= 0 && ix >= 0)
-        v = in[(((size_t) b * cin + ci) * h + iy) * w + ix];
+      if (iy < 0) {
+        for (int ox = 0; ox < ow; ox++)
+          cp[ox] = 0.0f;
+      } else if (x0 >= 0 && x0 + (ow - 1) * sw < w) {
+        for (int ox = 0; ox < ow; ox++)
+          cp[ox] = row[x0 + ox * sw];
+      } else {
+        for (int ox = 0; ox < ow; ox++) {
+          int ix = conv_pad_index (x0 + ox * sw, w, mode);
+
+          cp[ox] = ix >= 0 ? row[ix] : 0.0f;
+        }
+      }
     }
-    col[(size_t) k * npad + p] = v;
   }
 }
 
@@ -763,7 +780,6 @@ conv2d_gemm (__global const float *bm, __global const float *am,
     if (lq0 + 16 * GPX <= lsize) {
       __global const float *bp = bm + (size_t) (p0 / lsize) * bstride + lq0;
 
-#pragma unroll 4
       for (int k = 0; k < kdim; k++) {
         float16 x[GPX];
 

@@ -519,17 +519,20 @@ conv_pad (NclConv * conv, const NclTensor * in, GError ** error)
   return ok;
 }
 
-/* Whether a groups-1 layer producing @oh x @ow runs faster as a GEMM than
- * on its direct / Winograd kernel (measured on PoCL, docs/kernels.md):
- * 1x1 stride-1 layers always (the columns run across rows), others when
- * the rows are too short for the 32-pixel direct tile or the 4x4 Winograd
- * tiles. */
+/* Whether a groups-1 layer on @variant producing @ow columns runs faster
+ * as a GEMM (measured on PoCL, docs/kernels.md): 1x1 stride-1 layers
+ * always (the columns run across rows and images: 5-20x on 13x13 maps);
+ * direct layers when the rows are shorter than its 32-pixel tile;
+ * Winograd layers below 9 columns (at 17x17 Winograd is still faster, at
+ * 8x8 they tie, at 4x4 the GEMM is 3x faster). */
 static gboolean
-gemm_preferred (const NclConvParams * p, gint oh, gint ow)
+gemm_preferred (const NclConvParams * p, ConvVariant variant, gint ow)
 {
   if (p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1)
     return TRUE;
-  return ow < 16;
+  if (variant == CONV_WINO4)
+    return ow <= 8;
+  return ow < 16 * DIRECT_PX_VECTORS;
 }
 
 static gboolean
@@ -570,7 +573,7 @@ forward_gemm (NclConv * conv, const NclTensor * in, NclTensor * out,
   gint kdim = p->cin * p->kh * p->kw;
   gint ohw = out->h * out->w;
   gint ncols = in->n * ohw;
-  gint gpx = ncols >= 512 ? 2 : 1;
+  gint gpx = ncols >= 64 ? 2 : 1;
   gint act = p->act, lsize, bstride, ldb;
   gboolean plain = p->kh == 1 && p->kw == 1 && p->stride_h == 1
       && p->stride_w == 1 && !p->pad.top && !p->pad.bottom && !p->pad.left
@@ -602,7 +605,7 @@ forward_gemm (NclConv * conv, const NclTensor * in, NclTensor * out,
   } else {
     gint npad = (ncols + 16 * gpx - 1) / (16 * gpx) * (16 * gpx);
     gint dil = MAX (p->dilation, 1), mode = p->pad.mode;
-    gsize gcol[2] = { npad, kdim };
+    gsize gcol[2] = { kdim, (gsize) in->n * out->h + 1 };
 
     if (conv->col == NULL) {
       conv->col = ncl_tensor_new (conv->ctx, 1, 1, kdim, npad, error);
@@ -687,7 +690,7 @@ ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
 
   v = conv->variant;
   if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
-      && gemm_preferred (p, oh, ow))
+      && gemm_preferred (p, v, ow))
     v = CONV_GEMM;
   conv->used = v;
   if (v == CONV_DEPTHWISE)
