@@ -281,6 +281,9 @@ print_json (NclModel * model, NclContext * ctx, const BenchResult * r)
 #define FACE_SSD_SIZE 512
 #define DEFAULT_FACE_BATCHES "1,8"
 #define DEFAULT_FACE_DETECTORS "tiny416,tiny320,tiny224,ssd"
+/* --min-time: run_ort.sh times each batch for at least 2 s */
+#define DEFAULT_MIN_TIME 2.0
+#define MAX_TIMED_RUNS 500
 /* face-api's demo photos (MIT), in the package `neuralcl models fetch`
  * caches: 2 and 4 faces found with tiny416 in a 640x480 letterbox, so
  * the 3-face case lies between them */
@@ -469,15 +472,16 @@ typedef struct
 /* (a) The recognition net alone on random (batch, 3, 150, 150) chips. */
 static gboolean
 bench_descriptors (NclModel * model, NclContext * ctx, gint batch, gint runs,
-    gint warmup, gboolean layers, FILE * out, DescriptorResult * res,
-    GError ** error)
+    gint warmup, gdouble min_time, gboolean layers, FILE * out,
+    DescriptorResult * res, GError ** error)
 {
   g_autoptr (NclRunner) runner = NULL;
   g_autoptr (NclTensor) input = NULL;
   g_autofree gfloat *data = NULL;
   g_autofree gdouble *times = NULL;
-  gdouble t;
+  gdouble t, total = 0.0;
   gsize n;
+  gint cap;
 
   res->batch = batch;
   res->runs = runs;
@@ -498,11 +502,17 @@ bench_descriptors (NclModel * model, NclContext * ctx, gint batch, gint runs,
     if (!run_once (runner, ctx, input, &t, error))
       return FALSE;
   }
-  times = g_new (gdouble, runs);
-  for (gint i = 0; i < runs; i++) {
-    if (!run_once (runner, ctx, input, &times[i], error))
+  /* at least @runs, and on until @min_time seconds have been timed (as
+   * run_ort.sh does), at most MAX_TIMED_RUNS */
+  cap = MAX (runs, MAX_TIMED_RUNS);
+  times = g_new (gdouble, cap);
+  runs = 0;
+  while (runs < cap && (runs < res->runs || total < min_time)) {
+    if (!run_once (runner, ctx, input, &times[runs], error))
       return FALSE;
+    total += times[runs++];
   }
+  res->runs = runs;
   res->min_s = res->max_s = times[0];
   for (gint i = 1; i < runs; i++) {
     res->min_s = MIN (res->min_s, times[i]);
@@ -758,8 +768,8 @@ print_frame_json (NclContext * ctx, const FrameResult * r)
 static gint
 bench_faces (const gchar * name, NclContext * ctx, gchar ** images,
     const gchar * sizes, const gchar * batches, const gchar * detectors,
-    gint runs, gint warmup, gboolean layers, gboolean no_layers,
-    gboolean no_frames, gboolean json, FILE * out)
+    gint runs, gint warmup, gdouble min_time, gboolean layers,
+    gboolean no_layers, gboolean no_frames, gboolean json, FILE * out)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GArray) batch_list = g_array_new (FALSE, FALSE, sizeof (gint));
@@ -798,15 +808,15 @@ bench_faces (const gchar * name, NclContext * ctx, gchar ** images,
     rec = ncl_model_load (rec_path, &error);
   if (rec == NULL)
     return ncl_cli_fail_error (error);
-  fprintf (out, "recognition net: %s, random %dx%d chips, %d warm-up + %d "
-      "timed runs per batch\n", rec_path, FACE_CHIP_SIZE,
-      FACE_CHIP_SIZE, MAX (warmup, 1), runs);
+  fprintf (out, "recognition net: %s, random %dx%d chips, %d warm-up + "
+      "at least %d timed runs and %.1f s per batch\n", rec_path,
+      FACE_CHIP_SIZE, FACE_CHIP_SIZE, MAX (warmup, 1), runs, min_time);
   fflush (out);
   for (guint i = 0; i < batch_list->len; i++) {
     DescriptorResult r = { 0 };
     gint batch = g_array_index (batch_list, gint, i);
 
-    if (!bench_descriptors (rec, ctx, batch, runs, warmup,
+    if (!bench_descriptors (rec, ctx, batch, runs, warmup, min_time,
             !no_layers && (layers || i == 0), out, &r, &error))
       return ncl_cli_fail ("recognition batch %d: %s", batch,
           error->message);
@@ -860,6 +870,7 @@ ncl_cli_bench (gint argc, gchar ** argv)
   gint runs = DEFAULT_RUNS, warmup = DEFAULT_WARMUP;
   gboolean layers = FALSE, no_layers = FALSE, json = FALSE, faces = FALSE;
   gboolean no_frames = FALSE;
+  gdouble min_time = DEFAULT_MIN_TIME;
   g_auto (GStrv) images = NULL;
   g_autofree gchar *batches = NULL;
   g_autofree gchar *detectors = NULL;
@@ -896,6 +907,9 @@ ncl_cli_bench (gint argc, gchar ** argv)
           DEFAULT_FACE_DETECTORS ")", "tinyN|ssd,..."},
     {"no-frames", 0, 0, G_OPTION_ARG_NONE, &no_frames,
         "--faces: the recognition net only", NULL},
+    {"min-time", 0, 0, G_OPTION_ARG_DOUBLE, &min_time,
+        "--faces: time each batch for at least S seconds, like run_ort.sh "
+          "(default 2; at most 500 runs)", "S"},
     {NULL}
   };
   GOptionContext *octx = g_option_context_new (NULL);
@@ -927,6 +941,9 @@ ncl_cli_bench (gint argc, gchar ** argv)
   if (!ncl_cli_parse (octx, &argc, &argv, 0))
     return NCL_CLI_EXIT_FAILURE;
 
+  if (!(min_time >= 0.0 && min_time <= 600.0))
+    return ncl_cli_fail ("%s: --min-time must be 0..600 s, got %g", name,
+        min_time);
   if (runs < 1)
     return ncl_cli_fail ("%s: --runs must be at least 1, got %d", name,
         runs);
@@ -950,12 +967,12 @@ ncl_cli_bench (gint argc, gchar ** argv)
     fprintf (out, "device: %s (%s)\n", ncl_context_get_device_name (ctx),
         ncl_context_get_platform_name (ctx));
     return bench_faces (name, ctx, images, sizes, batches, detectors, runs,
-        warmup, layers, no_layers, no_frames, json, out);
+        warmup, min_time, layers, no_layers, no_frames, json, out);
   }
-  if (images != NULL || batches != NULL || detectors != NULL || no_frames)
-    return ncl_cli_fail ("%s: --image, --batch, --detectors and --no-frames "
-        "need --faces",
-        name);
+  if (images != NULL || batches != NULL || detectors != NULL || no_frames
+      || min_time != DEFAULT_MIN_TIME)
+    return ncl_cli_fail ("%s: --image, --batch, --detectors, --no-frames "
+        "and --min-time need --faces", name);
 
   size_list = g_strsplit (sizes != NULL ? sizes : DEFAULT_SIZES, ",", -1);
   n_sizes = g_strv_length (size_list);
