@@ -657,10 +657,18 @@ conv2d_dw (__global const float *in, __global const float *wt,
         __global const float *row = ip + (size_t) iy * w;
         float seg[DW_SPAN + 1];
 
-        for (int s = 0; s < DW_SPAN; s++) {
-          int ix = conv_pad_index (x0 + s, w, mode);
+        if (mode == PAD_ZERO) {
+          /* branch-free: clamped loads, zero where clamped */
+#pragma unroll
+          for (int s = 0; s < DW_SPAN; s++) {
+            int ix = clamp (x0 + s, 0, w - 1);
+            float v = row[ix];
 
-          seg[s] = ix >= 0 ? row[ix] : 0.0f;
+            seg[s] = ix == x0 + s ? v : 0.0f;
+          }
+        } else {
+          for (int s = 0; s < DW_SPAN; s++)
+            seg[s] = row[conv_pad_index (x0 + s, w, mode)];
         }
         seg[DW_SPAN] = 0.0f;
 #pragma unroll

@@ -520,16 +520,19 @@ conv_pad (NclConv * conv, const NclTensor * in, GError ** error)
 }
 
 /* Whether a groups-1 layer on @variant producing @ow columns runs faster
- * as a GEMM (measured on PoCL, docs/kernels.md): 1x1 stride-1 layers
- * always (the columns run across rows and images: 5-20x on 13x13 maps);
- * direct layers when the rows are shorter than its 32-pixel tile;
- * Winograd layers below 9 columns (at 17x17 Winograd is still faster, at
- * 8x8 they tie, at 4x4 the GEMM is 3x faster). */
+ * as a GEMM (measured on PoCL, docs/kernels.md).  1x1 stride-1 layers:
+ * when the direct kernel's 32-pixel row tiles waste lanes (the GEMM's
+ * columns run across rows and images: 5-8x on 13x13 and 16x16 maps,
+ * 1.3x at 104 and 207 pixels), but not on wide rows that are a multiple of
+ * 32 (64-256 pixels: direct is 1.1-1.5x faster there).  Direct layers:
+ * rows shorter than the tile.  Winograd layers: 8 columns or fewer (at
+ * 17x17 Winograd is faster, at 8x8 they tie, at 4x4 the GEMM is 3x
+ * faster). */
 static gboolean
 gemm_preferred (const NclConvParams * p, ConvVariant variant, gint ow)
 {
   if (p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1)
-    return TRUE;
+    return ow < 64 || ow % (16 * DIRECT_PX_VECTORS) != 0;
   if (variant == CONV_WINO4)
     return ow <= 8;
   return ow < 16 * DIRECT_PX_VECTORS;
