@@ -1,7 +1,8 @@
 /* conv.cl: 2-D convolution, NCHW float32, plus the padding it may need.
  *
- * Every conv kernel here computes a VALID convolution (no padding): the host
- * pads into a scratch tensor first with conv_pad when the layer has padding.
+ * The generic, direct and Winograd kernels compute a VALID convolution (no
+ * padding): the host pads into a scratch tensor first with conv_pad when the
+ * layer has padding.  conv2d_dw and conv_im2col pad as they read.
  * out[b][co][oy][ox] = act (bias[co] + sum_{ci,ky,kx}
  *     w[co][ci][ky][kx] * in[b][g * cin_g + ci][oy * sh + ky * dil][ox * sw + kx * dil])
  *
@@ -20,6 +21,8 @@
  *                   broadcast over the pixel vectors.  Channel tile fastest
  *                   in the work-item order, so neighbours share input rows.
  *   conv2d_wino4    Winograd F(4x4, 3x3), stride 1, groups 1 (see below).
+ *   conv2d_dw       depthwise (groups = cin = cout), padding inside.
+ *   conv_im2col, conv2d_gemm  conv as a GEMM over flattened output pixels.
  *
  * All loads stay inside the input tensor: the last tile of a row clamps the
  * pixels past the row end.

@@ -12,6 +12,14 @@
  *                    network).
  *   "winograd4"      conv2d_wino4: Winograd F(4x4, 3x3), 3x3 stride 1,
  *                    groups 1; picked on CPU devices when cin, cout >= 16.
+ *   "depthwise"      conv2d_dw: groups = cin = cout, k <= 7, strides 1 / 2;
+ *                    16 pixels x 4 rows of one channel per work-item, the
+ *                    layer's padding handled in the kernel.
+ *   "gemm"           conv2d_gemm (+ conv_im2col unless 1x1 stride 1
+ *                    unpadded): groups 1; 8 output channels x 16 / 32
+ *                    flattened output pixels per work-item.  Direct and
+ *                    Winograd layers switch to it at forward time on small
+ *                    maps (gemm_preferred).
  *
  * The register tiles were measured on PoCL (2 AVX-512 cores): 8 x 32 beat
  * 16 x 16 by 10-25 % on every layer of the style network; see
