@@ -51,6 +51,17 @@ pad_nchw (__global const float *in, __global float *out, int planes, int h,
     return;
   }
   src += (size_t) (sy / scale) * w;
+  /* interior run of a plain pad or crop: a straight copy */
+  if (scale == 1 && xend - x0 == PAD_VEC && x0 - left >= 0 &&
+      x0 + PAD_VEC - left <= w) {
+#if PAD_VEC == 16
+    vstore16 (vload16 (0, src + x0 - left), 0, dst + x0);
+#else
+    for (int x = x0; x < xend; x++)
+      dst[x] = src[x - left];
+#endif
+    return;
+  }
   for (int x = x0; x < xend; x++) {
     int sx = pad_map (x - left, w * scale, mode);
     dst[x] = sx < 0 ? 0.0f : src[sx / scale];

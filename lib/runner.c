@@ -24,6 +24,8 @@ typedef struct
   gint upsample_scale;          /* conv: scale of a fused upsample */
   gint src;                     /* conv: where the padded input comes from */
   gint consumers;
+  gboolean conv_pads;           /* depthwise: the conv pads by itself */
+  NclPadding conv_pad;          /* ... with this padding */
   gint oc, oh, ow;
   gdouble macs;
   gdouble seconds;
@@ -353,6 +355,25 @@ run_node (NclRunner * r, guint i, const NclTensor * input, GError ** error)
 
       conv_padding (n, in->h * rn->upsample_scale, in->w * rn->upsample_scale,
           &pad);
+      /* a depthwise conv pads inside its kernel: hand it the padding (it
+       * depends on the size for "same", so rebuild when that changes) */
+      if (rn->upsample_scale == 1 && n->conv.groups > 1 &&
+          n->conv.groups == n->conv.cin && n->conv.cin == n->conv.cout) {
+        if (!rn->conv_pads || memcmp (&pad, &rn->conv_pad, sizeof (pad))) {
+          NclConvParams p = n->conv;
+          NclConv *c;
+
+          p.pad = pad;
+          c = ncl_conv_new (ctx, &p, error);
+          if (c == NULL)
+            return FALSE;
+          ncl_conv_free (rn->conv);
+          rn->conv = c;
+          rn->conv_pad = pad;
+          rn->conv_pads = TRUE;
+        }
+        return ncl_conv_forward (rn->conv, in, out, error);
+      }
       if (rn->upsample_scale > 1 || pad.top || pad.bottom || pad.left
           || pad.right) {
         if (rn->scratch == NULL) {
