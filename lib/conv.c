@@ -533,16 +533,18 @@ conv_pad (NclConv * conv, const NclTensor * in, GError ** error)
  * columns run across rows and images: 5-8x on 13x13 and 16x16 maps,
  * 1.3x at 104 and 207 pixels), but not on wide rows that are a multiple of
  * 32 (64-256 pixels: direct is 1.1-1.5x faster there).  Direct layers:
- * rows shorter than the tile.  Winograd layers: 8 columns or fewer (at
- * 17x17 Winograd is faster, at 8x8 they tie, at 4x4 the GEMM is 3x
- * faster). */
+ * rows shorter than the tile.  Winograd layers: fewer than 8 columns, or
+ * 8 columns in a small batch (at 17x17 Winograd is faster; at 8x8 they tie
+ * for one image and Winograd wins 1.7x for eight (face ResNet, 128
+ * channels); at 4x4 the GEMM is 3x faster). */
 static gboolean
-gemm_preferred (const NclConvParams * p, ConvVariant variant, gint ow)
+gemm_preferred (const NclConvParams * p, ConvVariant variant, gint n,
+    gint ow)
 {
   if (p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1)
     return ow < 64 || ow % (16 * DIRECT_PX_VECTORS) != 0;
   if (variant == CONV_WINO4)
-    return ow <= 8;
+    return ow < 8 || (ow == 8 && n < 4);
   return ow < 16 * DIRECT_PX_VECTORS;
 }
 
@@ -701,7 +703,7 @@ ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
 
   v = conv->variant;
   if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
-      && gemm_preferred (p, v, ow))
+      && gemm_preferred (p, v, in->n, ow))
     v = CONV_GEMM;
   conv->used = v;
   if (v == CONV_DEPTHWISE)
