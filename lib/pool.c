@@ -131,7 +131,7 @@ ncl_pool_forward (NclContext * ctx, const NclPoolParams * p,
       p->type == NCL_POOL_MAX ? "pool_max" : "pool_avg", NULL, error);
   if (k == NULL)
     return FALSE;
-  global[0] = ow;
+  global[0] = (ow + 15) / 16;      /* POOL_PX outputs per work-item */
   global[1] = oh;
   global[2] = planes;
 
