@@ -528,6 +528,16 @@ ncl_augment_draw (const NclEmbedTrainSettings * s, gint h, gint w,
     a->gain = 1.0 + s->contrast * sym_rand (rand);
   if (s->brightness > 0)
     a->offset = s->brightness * sym_rand (rand);
+  if (s->erase > 0 && g_rand_double (rand) < s->erase) {
+    gdouble area = (0.02 + 0.23 * g_rand_double (rand)) * h * w;
+    gdouble aspect = exp (log (0.3) + (log (3.3) - log (0.3)) *
+        g_rand_double (rand));
+
+    a->erase_h = CLAMP ((gint) round (sqrt (area * aspect)), 1, h);
+    a->erase_w = CLAMP ((gint) round (sqrt (area / aspect)), 1, w);
+    a->erase_y = g_rand_int_range (rand, 0, h - a->erase_h + 1);
+    a->erase_x = g_rand_int_range (rand, 0, w - a->erase_w + 1);
+  }
 }
 
 void
@@ -576,13 +586,20 @@ ncl_augment_apply (const NclAugment * a, const gfloat * src, gint c, gint h,
         }
       }
     }
-    if (a->gain == 1.0 && a->offset == 0)
+    if (a->gain == 1.0 && a->offset == 0 && (a->erase_w <= 0 ||
+            a->erase_h <= 0))
       continue;
     for (gsize i = 0; i < hw; i++)
       mean += dp[i];
     mean /= MAX (hw, 1);
     for (gsize i = 0; i < hw; i++)
       dp[i] = (gfloat) (mean + a->gain * (dp[i] - mean) + a->offset);
+    mean += a->offset;
+    for (gint y = MAX (a->erase_y, 0);
+        y < MIN (a->erase_y + a->erase_h, h); y++)
+      for (gint x = MAX (a->erase_x, 0);
+          x < MIN (a->erase_x + a->erase_w, w); x++)
+        dp[(gsize) y * w + x] = (gfloat) mean;
   }
 }
 
@@ -951,8 +968,12 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
     dout = ncl_train_graph_grad_tensor (net, oi, &fresh, error);
     if (dout == NULL || !ncl_tensor_upload (dout, grad, error) ||
         !ncl_train_graph_zero_param_grads (net, error) ||
-        !ncl_train_graph_backward (net, NULL, error) ||
-        !ncl_train_graph_adam_step (net, &adam, it, error))
+        !ncl_train_graph_backward (net, NULL, error))
+      return FALSE;
+    if (s->cosine)
+      adam.lr = (gfloat) (s->learning_rate * 0.5 *
+          (1 + cos (G_PI * (it - 1) / MAX (s->iterations, 1))));
+    if (!ncl_train_graph_adam_step (net, &adam, it, error))
       return FALSE;
 
     prog.iteration = it;

@@ -251,10 +251,10 @@ typedef struct
   gchar *labels, *root, *graph, *output, *mining, *input, *cache;
   gchar *detector, *device;
   gdouble margin, lr, wd, border;
-  gdouble shift, zoom, rotate, brightness, contrast;
+  gdouble shift, zoom, rotate, brightness, contrast, erase;
   gint p, k, iterations, seed, split_seed, test_ids, width, height;
   gint checkpoint_every, warmup;
-  gboolean flip, resume;
+  gboolean flip, resume, cosine;
 } TrainOpts;
 
 static void
@@ -297,10 +297,10 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
     "mining", "margin", "identities-per-batch", "images-per-identity",
     "iterations", "learning-rate", "weight-decay", "seed", "flip",
     "input-size", "test-identities", "split-seed", "checkpoint-every",
-    "detector", "border", "device", "augment", "warmup", NULL
+    "detector", "border", "device", "augment", "warmup", "cosine", NULL
   };
   static const gchar *const aug_keys[] = {
-    "shift", "zoom", "rotate", "brightness", "contrast", NULL
+    "shift", "zoom", "rotate", "brightness", "contrast", "erase", NULL
   };
   g_autoptr (NclYamlDoc) doc = ncl_yaml_load_file (path, error);
   const NclYamlNode *root, *size, *aug;
@@ -336,20 +336,22 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
       !ncl_yaml_get_double (doc, root, "border", 0, 2, &o->border, error) ||
       !ncl_yaml_get_string (doc, root, "device", &o->device, error) ||
       !ncl_yaml_get_int (doc, root, "warmup", 0, 10000000, &o->warmup,
+          error) || !ncl_yaml_get_bool (doc, root, "cosine", &o->cosine,
           error))
     return FALSE;
   aug = ncl_yaml_mapping_lookup (root, "augment");
   if (aug != NULL) {
     if (ncl_yaml_node_get_type (aug) != NCL_YAML_MAPPING)
       return ncl_yaml_set_error (doc, aug, error, "expected a mapping "
-          "(shift, zoom, rotate, brightness, contrast)");
+          "(shift, zoom, rotate, brightness, contrast, erase)");
     if (!ncl_yaml_check_keys (doc, aug, aug_keys, error) ||
         !ncl_yaml_get_double (doc, aug, "shift", 0, 0.5, &o->shift, error) ||
         !ncl_yaml_get_double (doc, aug, "zoom", 0, 0.9, &o->zoom, error) ||
         !ncl_yaml_get_double (doc, aug, "rotate", 0, 180, &o->rotate,
             error) || !ncl_yaml_get_double (doc, aug, "brightness", 0, 2,
             &o->brightness, error) || !ncl_yaml_get_double (doc, aug,
-            "contrast", 0, 0.9, &o->contrast, error))
+            "contrast", 0, 0.9, &o->contrast, error) ||
+        !ncl_yaml_get_double (doc, aug, "erase", 0, 1, &o->erase, error))
       return FALSE;
   }
   size = ncl_yaml_mapping_lookup (root, "input-size");
@@ -401,11 +403,26 @@ typedef struct
   guint n_same, n_diff;
 } SplitEval;
 
+/* Appends "split, file a, file b, same, distance" rows to @out. */
+static void
+pairs_tsv (GString * out, const gchar * split, GArray * pairs,
+    const FaceEvalScore * s, const gchar * const *files)
+{
+  for (guint i = 0; out != NULL && i < pairs->len; i++) {
+    Pair *p = &g_array_index (pairs, Pair, i);
+
+    g_string_append_printf (out, "%s\t%s\t%s\t%d\t%.6f\n", split,
+        files[p->a], files[p->b], p->same, s[i].distance);
+  }
+}
+
 /* Verification on the unseen identities, threshold from the training
- * identities' pairs (best accuracy there). */
+ * identities' pairs (best accuracy there); every pair's distance goes to
+ * @out (nullable) with the rows' @files. */
 static void
 evaluate (const gfloat * emb, gint d, const gint * ids, const gboolean
-    * is_test, guint n, gint seed, SplitEval * ev)
+    * is_test, guint n, gint seed, GString * out, const gchar * const *files,
+    SplitEval * ev)
 {
   g_autofree guint *tr = g_new (guint, n), *te = g_new (guint, n);
   guint ntr = 0, nte = 0;
@@ -430,6 +447,7 @@ evaluate (const gfloat * emb, gint d, const gint * ids, const gboolean
     s[i].same = p->same;
   }
   face_eval_summarize (s, ptr->len, &sum);
+  pairs_tsv (out, "train", ptr, s, files);
   ev->train_t = sum.best_threshold;
   for (guint i = 0; i < pte->len; i++) {
     Pair *p = &g_array_index (pte, Pair, i);
@@ -439,6 +457,7 @@ evaluate (const gfloat * emb, gint d, const gint * ids, const gboolean
     s[i].same = p->same;
   }
   face_eval_summarize (s, pte->len, &sum);
+  pairs_tsv (out, "test", pte, s, files);
   ev->auc = sum.auc;
   ev->best_acc = pte->len ? (gdouble) sum.best_correct / pte->len : NAN;
   ev->acc_at_train_t = pte->len ? (gdouble) face_eval_count_correct (s,
@@ -498,9 +517,10 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
 {
   g_auto (TrainOpts) o = { 0 };
   g_auto (Labelled) l = { 0 };
-  g_autofree gchar *config = NULL, *size = NULL;
+  g_autofree gchar *config = NULL, *size = NULL, *pairs_out = NULL;
   g_autoptr (GError) error = NULL;
   gboolean json = FALSE, eval_only = FALSE, no_flip = FALSE;
+  gboolean cosine = FALSE;
   GOptionEntry entries[] = {
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
         "Training settings YAML (config/faces-train.yaml); options override",
@@ -529,6 +549,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "N"},
     {"warmup", 0, 0, G_OPTION_ARG_INT, &o.warmup,
         "Random mining for the first N iterations", "N"},
+    {"cosine", 0, 0, G_OPTION_ARG_NONE, &cosine,
+        "Anneal the learning rate to 0 along a half cosine", NULL},
     {"learning-rate", 0, 0, G_OPTION_ARG_DOUBLE, &o.lr, "Adam step", "LR"},
     {"weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &o.wd,
         "Decoupled weight decay (AdamW)", "WD"},
@@ -548,6 +570,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "Augmentation: random offset up to +-B (inputs are -1..1)", "B"},
     {"contrast", 0, 0, G_OPTION_ARG_DOUBLE, &o.contrast,
         "Augmentation: random gain in [1 - F, 1 + F]", "F"},
+    {"erase", 0, 0, G_OPTION_ARG_DOUBLE, &o.erase,
+        "Augmentation: erase a random rectangle with probability P", "P"},
     {"resume", 0, 0, G_OPTION_ARG_NONE, &o.resume,
         "Continue from the last checkpoint", NULL},
     {"descriptor-cache", 0, 0, G_OPTION_ARG_FILENAME, &o.cache,
@@ -559,6 +583,9 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "DEV"},
     {"json", 'j', 0, G_OPTION_ARG_NONE, &json,
         "Print the evaluation as JSON lines", NULL},
+    {"pairs", 0, 0, G_OPTION_ARG_FILENAME, &pairs_out,
+        "Write every evaluation pair's distance of the trained model here",
+        "TSV"},
     {NULL}
   };
   GOptionContext *octx = g_option_context_new (NULL);
@@ -577,7 +604,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
 
   /* sentinels: unset CLI values */
   o.margin = o.lr = o.wd = -1;
-  o.shift = o.zoom = o.rotate = o.brightness = o.contrast = -1;
+  o.shift = o.zoom = o.rotate = o.brightness = o.contrast = o.erase = -1;
   o.iterations = o.seed = o.test_ids = o.warmup = -1;
   g_option_context_set_summary (octx,
       "Trains a face embedding with the triplet loss (P identities x K\n"
@@ -640,6 +667,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     o.brightness = cli.brightness;
   if (cli.contrast >= 0)
     o.contrast = cli.contrast;
+  if (cli.erase >= 0)
+    o.erase = cli.erase;
   if (cli.iterations >= 0)
     o.iterations = cli.iterations;
   if (cli.seed >= 0)
@@ -648,16 +677,18 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     o.test_ids = cli.test_ids;
   if (no_flip)
     o.flip = FALSE;
+  if (cosine)
+    o.cosine = TRUE;
   o.resume = cli.resume;
   if (size != NULL && (sscanf (size, "%dx%d", &o.p, &o.k) != 2 || o.p < 2
           || o.k < 2))
     return ncl_cli_fail ("%s: --batch: '%s' is not PxK (2 or more each)",
         name, size);
   if (o.shift > 0.5 || o.zoom >= 1 || o.rotate > 180 || o.brightness > 2 ||
-      o.contrast >= 1 || o.wd > 1)
+      o.contrast >= 1 || o.erase > 1 || o.wd > 1)
     return ncl_cli_fail ("%s: augmentation out of range (shift <= 0.5, "
-        "zoom < 1, rotate <= 180, brightness <= 2, contrast < 1; "
-        "weight-decay <= 1)", name);
+        "zoom < 1, rotate <= 180, brightness <= 2, contrast < 1, "
+        "erase <= 1; weight-decay <= 1)", name);
 
   if (o.labels == NULL || o.output == NULL || o.graph == NULL)
     return ncl_cli_fail ("%s: --labels, --graph and --output are required "
@@ -771,12 +802,14 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   s.weight_decay = o.wd;
   s.flip = o.flip;
   s.warmup = o.warmup;
+  s.cosine = o.cosine;
   if (!descriptors) {
     s.shift = o.shift;
     s.zoom = o.zoom;
     s.rotate = o.rotate;
     s.brightness = o.brightness;
     s.contrast = o.contrast;
+    s.erase = o.erase;
   }
   s.seed = o.seed;
   s.checkpoint_every = o.checkpoint_every;
@@ -789,14 +822,16 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
 
     s.origin = g_strdup_printf ("trained here with `neuralcl faces train` "
         "on %s/%s (%d identities%s), %s triplets (random for the first "
-        "%d), margin %g, %d iterations of %dx%d, weight decay %g, "
+        "%d), margin %g, %d iterations of %dx%d, learning rate %g%s, "
+        "weight decay %g, "
         "augmentation flip %s shift %g zoom %g rotate %g brightness %g "
-        "contrast %g, seed %d", dn, base, data.n_identities,
+        "contrast %g erase %g, seed %d", dn, base, data.n_identities,
         o.test_ids > 0 ? ", others held out" : "",
         ncl_triplet_mining_to_string (s.mining), s.warmup, s.margin,
         s.iterations, s.identities_per_batch, s.images_per_identity,
-        s.weight_decay, s.flip ? "on" : "off", s.shift, s.zoom, s.rotate,
-        s.brightness, s.contrast, s.seed);
+        s.learning_rate, s.cosine ? " (cosine)" : "", s.weight_decay,
+        s.flip ? "on" : "off", s.shift, s.zoom, s.rotate, s.brightness,
+        s.contrast, s.erase, s.seed);
   }
   fprintf (stderr, "%s: %d photos of %d identities for training, %u held "
       "out; input %d x %d x %d\n", name, data.n, data.n_identities,
@@ -818,21 +853,31 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     NclEmbedDataset all = { (gint) n, c, o.height, o.width, x, ids,
       (gint) l.names->len
     };
+    g_autoptr (GString) tsv = pairs_out ? g_string_new ("split\tfile_a\t"
+        "file_b\tsame\tdistance\n") : NULL;
+    g_autofree const gchar **files = g_new (const gchar *, n + 1);
     g_autofree gfloat *emb = NULL;
     gint d = 0;
     SplitEval ev;
 
+    for (guint i = 0; i < n; i++)
+      files[i] = g_array_index (l.items, Item, keep[i]).path;
     if (ctx == NULL || !(model = ncl_model_load (o.output, &error)) ||
         !ncl_embed_compute (ctx, model, &all, 32, &emb, &d, &error)) {
       ncl_embed_train_settings_clear (&s);
       return ncl_cli_fail_error (error);
     }
     if (descriptors) {
-      evaluate (x, c, ids, is_test, n, o.split_seed, &ev);
+      evaluate (x, c, ids, is_test, n, o.split_seed, NULL, files, &ev);
       print_eval ("descriptor", &ev, json);
     }
-    evaluate (emb, d, ids, is_test, n, o.split_seed, &ev);
+    evaluate (emb, d, ids, is_test, n, o.split_seed, tsv, files, &ev);
     print_eval (descriptors ? "descriptor+head" : "embedder", &ev, json);
+    if (tsv != NULL && !g_file_set_contents (pairs_out, tsv->str, tsv->len,
+            &error)) {
+      ncl_embed_train_settings_clear (&s);
+      return ncl_cli_fail_error (error);
+    }
   }
   ncl_embed_train_settings_clear (&s);
   return NCL_CLI_EXIT_OK;

@@ -131,6 +131,12 @@ typedef struct
   gint warmup;                  /* iterations of random mining before
                                  * @mining (batch-hard collapses from a
                                  * fresh start under augmentation), 0 */
+  gboolean cosine;              /* anneal the learning rate to 0 along a
+                                 * half cosine over the iterations, FALSE */
+  gdouble erase;                /* probability of erasing a random
+                                 * rectangle (random erasing, Zhong et al.
+                                 * 2020: 2-25 % of the area, aspect 0.3 to
+                                 * 3.3), 0 */
 } NclEmbedTrainSettings;
 
 void ncl_embed_train_settings_init (NclEmbedTrainSettings * s);
@@ -146,6 +152,8 @@ void ncl_embed_train_settings_clear (NclEmbedTrainSettings * s);
  *   screen)
  * @gain, @offset: per plane v' = m + gain (v - m) + offset, m the plane's
  *   mean after the geometric part
+ * @erase_x, @erase_y, @erase_w, @erase_h: a rectangle (pixels) set to the
+ *   plane's mean at the end; none when @erase_w or @erase_h is 0
  *
  * One image's augmentation: the geometric part samples the source
  * bilinearly with the edges replicated; the identity copies exactly.
@@ -155,6 +163,7 @@ typedef struct
   gboolean flip;
   gdouble dx, dy, scale, angle;
   gdouble gain, offset;
+  gint erase_x, erase_y, erase_w, erase_h;
 } NclAugment;
 
 void ncl_augment_init (NclAugment * a);

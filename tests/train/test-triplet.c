@@ -321,6 +321,25 @@ test_augment (void)
   NCL_CHECK (fabsf (dst[H * W + 3] - (gfloat) (mean_s + 0.5 *
               (src[H * W + 3] - mean_s) + 0.25)) < 1e-5f);
 
+  /* erasing: the rectangle gets the plane mean, the rest is untouched */
+  ncl_augment_init (&a);
+  a.erase_x = 1;
+  a.erase_y = 2;
+  a.erase_w = 3;
+  a.erase_h = 2;
+  ncl_augment_apply (&a, src, C, H, W, dst);
+  mean_s = 0;
+  for (gint i = 0; i < H * W; i++)
+    mean_s += src[i];
+  mean_s /= H * W;
+  for (gint y = 0; y < H; y++)
+    for (gint x = 0; x < W; x++) {
+      gboolean in = x >= 1 && x < 4 && y >= 2 && y < 4;
+
+      NCL_CHECK (in ? fabsf (dst[y * W + x] - (gfloat) mean_s) < 1e-5f :
+          dst[y * W + x] == src[y * W + x]);
+    }
+
   /* draws */
   ncl_embed_train_settings_init (&s);
   s.shift = 0.1;
@@ -328,10 +347,11 @@ test_augment (void)
   s.rotate = 10;
   s.brightness = 0.3;
   s.contrast = 0.4;
+  s.erase = 0.5;
   {
     g_autoptr (GRand) r1 = g_rand_new_with_seed (5);
     g_autoptr (GRand) r2 = g_rand_new_with_seed (5);
-    gint flips = 0, moved = 0;
+    gint flips = 0, moved = 0, erased = 0;
 
     for (gint i = 0; i < 200; i++) {
       NclAugment b;
@@ -345,9 +365,15 @@ test_augment (void)
       NCL_CHECK (fabs (a.offset) <= 0.3 && a.gain >= 0.6 && a.gain <= 1.4);
       flips += a.flip;
       moved += fabs (a.dx) > 2.0;
+      erased += a.erase_w > 0;
+      NCL_CHECK (a.erase_w == 0 || (a.erase_x >= 0 && a.erase_y >= 0 &&
+              a.erase_x + a.erase_w <= 40 && a.erase_y + a.erase_h <= 50 &&
+              a.erase_w * a.erase_h >= 0.01 * 2000 &&
+              a.erase_w * a.erase_h <= 0.3 * 2000));
     }
     NCL_CHECK (flips > 50 && flips < 150);
     NCL_CHECK (moved > 20);
+    NCL_CHECK (erased > 50 && erased < 150);
     /* descriptors (1 x 1) stay as they are */
     ncl_augment_draw (&s, 1, 1, r1, &a);
     NCL_CHECK (!a.flip && a.dx == 0 && a.scale == 1 && a.gain == 1 &&
