@@ -133,10 +133,41 @@ sq_dist (const gfloat * x, const gfloat * y, gint d)
   return s;
 }
 
-gdouble
-ncl_triplet_loss (const gfloat * emb, gint n, gint d, const NclTriplet * t,
-    guint nt, gfloat margin, gfloat * grad, guint * n_active)
+void
+ncl_triplet_loss_params_init (NclTripletLossParams * p)
 {
+  memset (p, 0, sizeof (*p));
+  p->margin = 0.2f;
+}
+
+/* The distance of the loss between rows @x and @y, and into @g (nullable,
+ * d floats) its gradient with respect to @x (the one for @y is -@g). */
+static gdouble
+loss_dist (const gfloat * x, const gfloat * y, gint d, gboolean euclidean,
+    gdouble * g)
+{
+  gdouble s = sq_dist (x, y, d), r, f;
+
+  if (!euclidean) {
+    for (gint k = 0; g != NULL && k < d; k++)
+      g[k] = 2.0 * ((gdouble) x[k] - y[k]);
+    return s;
+  }
+  /* the epsilon keeps the gradient finite for equal rows */
+  r = sqrt (s + 1e-12);
+  f = 1.0 / r;
+  for (gint k = 0; g != NULL && k < d; k++)
+    g[k] = f * ((gdouble) x[k] - y[k]);
+  return r;
+}
+
+gdouble
+ncl_triplet_loss_full (const gfloat * emb, gint n, gint d,
+    const NclTriplet * t, guint nt, const NclTripletLossParams * lp,
+    gfloat * grad, guint * n_active)
+{
+  g_autofree gdouble *gp = g_new (gdouble, MAX (d, 1));
+  g_autofree gdouble *gn = g_new (gdouble, MAX (d, 1));
   gdouble sum = 0;
   guint active = 0;
 
@@ -146,23 +177,34 @@ ncl_triplet_loss (const gfloat * emb, gint n, gint d, const NclTriplet * t,
     const gfloat *a = emb + (gsize) t[i].a * d;
     const gfloat *p = emb + (gsize) t[i].p * d;
     const gfloat *q = emb + (gsize) t[i].n * d;
-    gdouble l = sq_dist (a, p, d) - sq_dist (a, q, d) + margin;
+    gdouble dap = loss_dist (a, p, d, lp->euclidean, gp);
+    gdouble dan = loss_dist (a, q, d, lp->euclidean, gn);
+    gdouble x = dap - dan, l, s;
 
-    if (l <= 0)
-      continue;
+    if (lp->soft) {
+      /* softplus, written to stay finite for large |x| */
+      l = x > 0 ? x + log1p (exp (-x)) : log1p (exp (x));
+      s = 1.0 / (1.0 + exp (-x));
+      active += x > 0;
+    } else {
+      l = x + lp->margin;
+      if (l <= 0)
+        continue;
+      s = 1.0;
+      active++;
+    }
     sum += l;
-    active++;
     if (grad != NULL) {
-      gfloat s = 2.0f / nt;
       gfloat *ga = grad + (gsize) t[i].a * d;
-      gfloat *gp = grad + (gsize) t[i].p * d;
-      gfloat *gn = grad + (gsize) t[i].n * d;
+      gfloat *gpp = grad + (gsize) t[i].p * d;
+      gfloat *gnn = grad + (gsize) t[i].n * d;
 
-      /* d/da = 2 (n - p), d/dp = -2 (a - p), d/dn = 2 (a - n) */
+      s /= nt;
+      /* L = f (D(a,p) - D(a,n)): dD(a,p)/da = gp, dD(a,p)/dp = -gp */
       for (gint k = 0; k < d; k++) {
-        ga[k] += s * (q[k] - p[k]);
-        gp[k] -= s * (a[k] - p[k]);
-        gn[k] += s * (a[k] - q[k]);
+        ga[k] += (gfloat) (s * (gp[k] - gn[k]));
+        gpp[k] -= (gfloat) (s * gp[k]);
+        gnn[k] += (gfloat) (s * gn[k]);
       }
     }
   }
@@ -171,12 +213,23 @@ ncl_triplet_loss (const gfloat * emb, gint n, gint d, const NclTriplet * t,
   return nt > 0 ? sum / nt : 0.0;
 }
 
+gdouble
+ncl_triplet_loss (const gfloat * emb, gint n, gint d, const NclTriplet * t,
+    guint nt, gfloat margin, gfloat * grad, guint * n_active)
+{
+  NclTripletLossParams lp;
+
+  ncl_triplet_loss_params_init (&lp);
+  lp.margin = margin;
+  return ncl_triplet_loss_full (emb, n, d, t, nt, &lp, grad, n_active);
+}
+
 #define EMB_EPS 1e-10f
 
 gdouble
-ncl_triplet_batch_loss (const gfloat * x, const gint * labels, gint n, gint d,
-    NclTripletMining mining, gfloat margin, GRand * rand, gfloat * grad,
-    guint * n_triplets, guint * n_active)
+ncl_triplet_batch_loss_full (const gfloat * x, const gint * labels, gint n,
+    gint d, NclTripletMining mining, const NclTripletLossParams * lp,
+    GRand * rand, gfloat * grad, guint * n_triplets, guint * n_active)
 {
   g_autofree gfloat *e = g_new (gfloat, (gsize) n * d);
   g_autofree gfloat *dist = g_new (gfloat, (gsize) n * n);
@@ -187,15 +240,31 @@ ncl_triplet_batch_loss (const gfloat * x, const gint * labels, gint n, gint d,
 
   ncl_l2norm_forward_ref (x, n, d, EMB_EPS, e);
   ncl_pairwise_sq_dist (e, n, d, dist);
-  nt = ncl_triplet_mine (dist, labels, n, mining, margin, rand, t);
+  /* mine on the distances of the loss (the semi-hard window is in them) */
+  for (gsize i = 0; lp->euclidean && i < (gsize) n * n; i++)
+    dist[i] = sqrtf (dist[i]);
+  nt = ncl_triplet_mine (dist, labels, n, mining, lp->margin, rand, t);
   if (grad != NULL)
     ge = g_new (gfloat, (gsize) n * d);
-  loss = ncl_triplet_loss (e, n, d, t, nt, margin, ge, n_active);
+  loss = ncl_triplet_loss_full (e, n, d, t, nt, lp, ge, n_active);
   if (grad != NULL)
     ncl_l2norm_backward_ref (x, ge, n, d, EMB_EPS, grad);
   if (n_triplets != NULL)
     *n_triplets = nt;
   return loss;
+}
+
+gdouble
+ncl_triplet_batch_loss (const gfloat * x, const gint * labels, gint n, gint d,
+    NclTripletMining mining, gfloat margin, GRand * rand, gfloat * grad,
+    guint * n_triplets, guint * n_active)
+{
+  NclTripletLossParams lp;
+
+  ncl_triplet_loss_params_init (&lp);
+  lp.margin = margin;
+  return ncl_triplet_batch_loss_full (x, labels, n, d, mining, &lp, rand,
+      grad, n_triplets, n_active);
 }
 
 /* ---- the template graph: shapes and initial weights ------------------------ */
@@ -773,6 +842,7 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
   g_autofree gint *ids = NULL, *blabels = NULL, *eligible = NULL;
   g_autofree gfloat *bx = NULL, *out = NULL, *grad = NULL;
   NclAdamParams adam;
+  NclTripletLossParams lp;
   NclEmbedTrainProgress prog = { 0 };
   gint dim = 0, P = s->identities_per_batch, K = s->images_per_identity;
   gint n_eligible = 0, start = 0, nb;
@@ -890,6 +960,10 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
     g_rand_set_seed (rand, (guint32) (s->seed * 7919 + start));
   }
 
+  ncl_triplet_loss_params_init (&lp);
+  lp.margin = (gfloat) s->margin;
+  lp.soft = s->soft_margin;
+  lp.euclidean = s->euclidean;
   ncl_adam_params_init (&adam);
   adam.lr = (gfloat) s->learning_rate;
   adam.weight_decay = (gfloat) s->weight_decay;
@@ -955,9 +1029,9 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
     }
     if (!ncl_tensor_download (o, out, error))
       return FALSE;
-    prog.loss = ncl_triplet_batch_loss (out, blabels, nb, dim,
-        it <= s->warmup ? NCL_TRIPLET_RANDOM : s->mining, (gfloat) s->margin,
-        rand, grad, &nt, &na);
+    prog.loss = ncl_triplet_batch_loss_full (out, blabels, nb, dim,
+        it <= s->warmup ? NCL_TRIPLET_RANDOM : s->mining, &lp, rand, grad,
+        &nt, &na);
     if (!isfinite (prog.loss)) {
       g_set_error (error, NCL_ERROR, NCL_ERROR_FAILED,
           "iteration %d: the loss is not finite; lower the learning rate",

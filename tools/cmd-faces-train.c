@@ -249,12 +249,12 @@ compute_descriptors (const Labelled * l, const NclFaceSettings * fs,
 typedef struct
 {
   gchar *labels, *root, *graph, *output, *mining, *input, *cache;
-  gchar *detector, *device;
+  gchar *detector, *device, *distance;
   gdouble margin, lr, wd, border;
   gdouble shift, zoom, rotate, brightness, contrast, erase;
   gint p, k, iterations, seed, split_seed, test_ids, width, height;
   gint checkpoint_every, warmup;
-  gboolean flip, resume, cosine;
+  gboolean flip, resume, cosine, soft_margin, eval_flip;
 } TrainOpts;
 
 static void
@@ -269,6 +269,7 @@ train_opts_clear (TrainOpts * o)
   g_free (o->cache);
   g_free (o->detector);
   g_free (o->device);
+  g_free (o->distance);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (TrainOpts, train_opts_clear)
@@ -297,7 +298,8 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
     "mining", "margin", "identities-per-batch", "images-per-identity",
     "iterations", "learning-rate", "weight-decay", "seed", "flip",
     "input-size", "test-identities", "split-seed", "checkpoint-every",
-    "detector", "border", "device", "augment", "warmup", "cosine", NULL
+    "detector", "border", "device", "augment", "warmup", "cosine",
+    "soft-margin", "distance", "eval-flip", NULL
   };
   static const gchar *const aug_keys[] = {
     "shift", "zoom", "rotate", "brightness", "contrast", "erase", NULL
@@ -337,7 +339,10 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
       !ncl_yaml_get_string (doc, root, "device", &o->device, error) ||
       !ncl_yaml_get_int (doc, root, "warmup", 0, 10000000, &o->warmup,
           error) || !ncl_yaml_get_bool (doc, root, "cosine", &o->cosine,
-          error))
+          error) || !ncl_yaml_get_bool (doc, root, "soft-margin",
+          &o->soft_margin, error) || !ncl_yaml_get_string (doc, root,
+          "distance", &o->distance, error) || !ncl_yaml_get_bool (doc, root,
+          "eval-flip", &o->eval_flip, error))
     return FALSE;
   aug = ncl_yaml_mapping_lookup (root, "augment");
   if (aug != NULL) {
@@ -466,6 +471,39 @@ evaluate (const gfloat * emb, gint d, const gint * ids, const gboolean
   ev->n_diff = sum.n_different;
 }
 
+/* Test-time flips: @emb (L2-normalised) becomes the normalised mean of
+ * itself and the embedding of each mirrored photo. */
+static gboolean
+add_mirrored (NclContext * ctx, NclModel * model, const NclEmbedDataset
+    * data, gfloat * emb, gint d, GError ** error)
+{
+  gsize per = (gsize) data->c * data->h * data->w;
+  g_autofree gfloat *mx = g_new (gfloat, per * data->n);
+  g_autofree gfloat *me = NULL;
+  NclEmbedDataset mirrored = *data;
+  gint md = 0;
+
+  for (gsize r = 0; r < (gsize) data->n * data->c * data->h; r++)
+    for (gint x = 0; x < data->w; x++)
+      mx[r * data->w + x] = data->x[r * data->w + data->w - 1 - x];
+  mirrored.x = mx;
+  if (!ncl_embed_compute (ctx, model, &mirrored, 32, &me, &md, error))
+    return FALSE;
+  for (gint i = 0; i < data->n; i++) {
+    gfloat *e = emb + (gsize) i * d;
+    gdouble norm = 0;
+
+    for (gint k = 0; k < d; k++) {
+      e[k] += me[(gsize) i * d + k];
+      norm += (gdouble) e[k] * e[k];
+    }
+    norm = sqrt (norm) + 1e-10;
+    for (gint k = 0; k < d; k++)
+      e[k] = (gfloat) (e[k] / norm);
+  }
+  return TRUE;
+}
+
 static void
 print_eval (const gchar * what, const SplitEval * ev, gboolean json)
 {
@@ -520,7 +558,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   g_autofree gchar *config = NULL, *size = NULL, *pairs_out = NULL;
   g_autoptr (GError) error = NULL;
   gboolean json = FALSE, eval_only = FALSE, no_flip = FALSE;
-  gboolean cosine = FALSE;
+  gboolean cosine = FALSE, soft_margin = FALSE, eval_flip = FALSE;
+  gboolean no_eval_flip = FALSE;
   GOptionEntry entries[] = {
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
         "Training settings YAML (config/faces-train.yaml); options override",
@@ -543,6 +582,12 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "Triplet mining: batch-hard, semi-hard or random", "MODE"},
     {"margin", 0, 0, G_OPTION_ARG_DOUBLE, &o.margin, "Triplet margin alpha",
         "A"},
+    {"soft-margin", 0, 0, G_OPTION_ARG_NONE, &soft_margin,
+        "Soft margin: log (1 + exp (D(a,p) - D(a,n))) instead of the hinge",
+        NULL},
+    {"distance", 0, 0, G_OPTION_ARG_STRING, &o.distance,
+        "Distance in the loss: squared (default) or euclidean",
+        "squared|euclidean"},
     {"batch", 'b', 0, G_OPTION_ARG_STRING, &size,
         "Identities x images per batch (default 8x4)", "PxK"},
     {"iterations", 'n', 0, G_OPTION_ARG_INT, &o.iterations, "Iterations",
@@ -572,6 +617,11 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "Augmentation: random gain in [1 - F, 1 + F]", "F"},
     {"erase", 0, 0, G_OPTION_ARG_DOUBLE, &o.erase,
         "Augmentation: erase a random rectangle with probability P", "P"},
+    {"eval-flip", 0, 0, G_OPTION_ARG_NONE, &eval_flip,
+        "Evaluate on the mean of the embeddings of each photo and its "
+          "mirror image", NULL},
+    {"no-eval-flip", 0, 0, G_OPTION_ARG_NONE, &no_eval_flip,
+        "Evaluate on the photos' embeddings alone", NULL},
     {"resume", 0, 0, G_OPTION_ARG_NONE, &o.resume,
         "Continue from the last checkpoint", NULL},
     {"descriptor-cache", 0, 0, G_OPTION_ARG_FILENAME, &o.cache,
@@ -648,6 +698,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   TAKE (mining);
   TAKE (device);
   TAKE (cache);
+  TAKE (distance);
 #undef TAKE
   if (cli.margin >= 0)
     o.margin = cli.margin;
@@ -679,6 +730,12 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     o.flip = FALSE;
   if (cosine)
     o.cosine = TRUE;
+  if (soft_margin)
+    o.soft_margin = TRUE;
+  if (eval_flip)
+    o.eval_flip = TRUE;
+  if (no_eval_flip)
+    o.eval_flip = FALSE;
   o.resume = cli.resume;
   if (size != NULL && (sscanf (size, "%dx%d", &o.p, &o.k) != 2 || o.p < 2
           || o.k < 2))
@@ -701,6 +758,10 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   if (!ncl_triplet_mining_from_string (o.mining, &s.mining))
     return ncl_cli_fail ("%s: mining: '%s' is not batch-hard, semi-hard or "
         "random", name, o.mining);
+  if (o.distance != NULL && !g_str_equal (o.distance, "squared") &&
+      !g_str_equal (o.distance, "euclidean"))
+    return ncl_cli_fail ("%s: distance: '%s' is not squared or euclidean",
+        name, o.distance);
   if (!labelled_add (&l, o.labels, o.root, "", &error))
     return ncl_cli_fail_error (error);
 
@@ -803,6 +864,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   s.flip = o.flip;
   s.warmup = o.warmup;
   s.cosine = o.cosine;
+  s.soft_margin = o.soft_margin;
+  s.euclidean = o.distance != NULL && g_str_equal (o.distance, "euclidean");
   if (!descriptors) {
     s.shift = o.shift;
     s.zoom = o.zoom;
@@ -822,12 +885,15 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
 
     s.origin = g_strdup_printf ("trained here with `neuralcl faces train` "
         "on %s/%s (%d identities%s), %s triplets (random for the first "
-        "%d), margin %g, %d iterations of %dx%d, learning rate %g%s, "
+        "%d), %s %s distances, margin %g, %d iterations of %dx%d, "
+        "learning rate %g%s, "
         "weight decay %g, "
         "augmentation flip %s shift %g zoom %g rotate %g brightness %g "
         "contrast %g erase %g, seed %d", dn, base, data.n_identities,
         o.test_ids > 0 ? ", others held out" : "",
-        ncl_triplet_mining_to_string (s.mining), s.warmup, s.margin,
+        ncl_triplet_mining_to_string (s.mining), s.warmup,
+        s.soft_margin ? "soft margin on" : "hinge on",
+        s.euclidean ? "Euclidean" : "squared", s.margin,
         s.iterations, s.identities_per_batch, s.images_per_identity,
         s.learning_rate, s.cosine ? " (cosine)" : "", s.weight_decay,
         s.flip ? "on" : "off", s.shift, s.zoom, s.rotate, s.brightness,
@@ -863,7 +929,9 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     for (guint i = 0; i < n; i++)
       files[i] = g_array_index (l.items, Item, keep[i]).path;
     if (ctx == NULL || !(model = ncl_model_load (o.output, &error)) ||
-        !ncl_embed_compute (ctx, model, &all, 32, &emb, &d, &error)) {
+        !ncl_embed_compute (ctx, model, &all, 32, &emb, &d, &error) ||
+        (o.eval_flip && !descriptors && !add_mirrored (ctx, model, &all,
+                emb, d, &error))) {
       ncl_embed_train_settings_clear (&s);
       return ncl_cli_fail_error (error);
     }

@@ -88,6 +88,38 @@ gdouble ncl_triplet_batch_loss (const gfloat * x, const gint * labels, gint n,
     gint d, NclTripletMining mining, gfloat margin, GRand * rand,
     gfloat * grad, guint * n_triplets, guint * n_active);
 
+/**
+ * NclTripletLossParams:
+ * @margin: alpha of the hinge (and the width of the semi-hard window)
+ * @soft: the soft margin of Hermans et al.: softplus (x) = log (1 + exp
+ *   (x)) of x = D(a,p) - D(a,n) instead of max (x + margin, 0); a triplet
+ *   counts as active when x > 0
+ * @euclidean: D is the plain Euclidean distance instead of its square
+ *
+ * ncl_triplet_loss_params_init() gives margin 0.2, hinge, squared: the
+ * loss of ncl_triplet_loss().
+ */
+typedef struct
+{
+  gfloat margin;
+  gboolean soft;
+  gboolean euclidean;
+} NclTripletLossParams;
+
+void ncl_triplet_loss_params_init (NclTripletLossParams * p);
+
+/* ncl_triplet_loss() with the variants of @lp (the mean over the @nt
+ * triplets either way). */
+gdouble ncl_triplet_loss_full (const gfloat * emb, gint n, gint d,
+    const NclTriplet * t, guint nt, const NclTripletLossParams * lp,
+    gfloat * grad, guint * n_active);
+
+/* ncl_triplet_batch_loss() with the variants of @lp; mining sees the
+ * distances of the loss. */
+gdouble ncl_triplet_batch_loss_full (const gfloat * x, const gint * labels,
+    gint n, gint d, NclTripletMining mining, const NclTripletLossParams * lp,
+    GRand * rand, gfloat * grad, guint * n_triplets, guint * n_active);
+
 /* ---- embedding trainer ------------------------------------------------- */
 
 /* A labelled training set in host memory: (n, c, h, w) inputs (images
@@ -137,6 +169,8 @@ typedef struct
                                  * rectangle (random erasing, Zhong et al.
                                  * 2020: 2-25 % of the area, aspect 0.3 to
                                  * 3.3), 0 */
+  gboolean soft_margin;         /* NclTripletLossParams.soft, FALSE */
+  gboolean euclidean;           /* NclTripletLossParams.euclidean, FALSE */
 } NclEmbedTrainSettings;
 
 void ncl_embed_train_settings_init (NclEmbedTrainSettings * s);

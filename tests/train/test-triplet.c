@@ -169,6 +169,7 @@ typedef struct
   const gint *labels;
   const NclTriplet *t;
   guint nt;
+  NclTripletLossParams lp;
 } FdData;
 
 static gdouble
@@ -186,6 +187,91 @@ fd_batch (const gfloat * x, gpointer data)
 
   return ncl_triplet_batch_loss (x, fd->labels, fd->n, fd->d,
       NCL_TRIPLET_BATCH_HARD, 0.5f, NULL, NULL, NULL, NULL);
+}
+
+static gdouble
+fd_loss_full (const gfloat * x, gpointer data)
+{
+  FdData *fd = data;
+
+  return ncl_triplet_loss_full (x, fd->n, fd->d, fd->t, fd->nt, &fd->lp,
+      NULL, NULL);
+}
+
+static gdouble
+fd_batch_full (const gfloat * x, gpointer data)
+{
+  FdData *fd = data;
+
+  return ncl_triplet_batch_loss_full (x, fd->labels, fd->n, fd->d,
+      NCL_TRIPLET_BATCH_HARD, &fd->lp, NULL, NULL, NULL, NULL);
+}
+
+/* The soft margin and the plain Euclidean distance: values by hand, and
+ * every combination against finite differences, raw and through the
+ * normalisation. */
+static void
+test_loss_variants (void)
+{
+  enum { N = 8, D = 5 };
+  const gint labels[N] = { 0, 0, 1, 1, 2, 2, 3, 3 };
+  const gfloat emb[3] = { 0.0f, 1.0f, 0.5f };
+  const NclTriplet t1 = { 0, 1, 2 };
+  gfloat x[N * D], grad[N * D], dist[N * N];
+  NclTriplet t[N * (N - 1)];
+  NclTripletLossParams lp;
+  guint nt, active;
+  gdouble l;
+
+  /* D(a,p) = 1, D(a,n) = 0.5 (Euclidean) or 0.25 (squared) */
+  ncl_triplet_loss_params_init (&lp);
+  NCL_CHECK (lp.margin == 0.2f && !lp.soft && !lp.euclidean);
+  lp.euclidean = TRUE;
+  l = ncl_triplet_loss_full (emb, 3, 1, &t1, 1, &lp, NULL, &active);
+  NCL_CHECK (fabs (l - 0.7) < 1e-6 && active == 1);
+  lp.soft = TRUE;
+  l = ncl_triplet_loss_full (emb, 3, 1, &t1, 1, &lp, NULL, &active);
+  NCL_CHECK (fabs (l - log1p (exp (0.5))) < 1e-6 && active == 1);
+  lp.euclidean = FALSE;
+  l = ncl_triplet_loss_full (emb, 3, 1, &t1, 1, &lp, NULL, &active);
+  NCL_CHECK (fabs (l - log1p (exp (0.75))) < 1e-6 && active == 1);
+  /* soft: a satisfied triplet still has a (small) loss, but is not active */
+  {
+    const NclTriplet easy = { 0, 2, 1 };
+
+    l = ncl_triplet_loss_full (emb, 3, 1, &easy, 1, &lp, NULL, &active);
+    NCL_CHECK (fabs (l - log1p (exp (-0.75))) < 1e-6 && active == 0);
+  }
+
+  ncl_test_fill_random (x, N * D, 12, -1.0f, 1.0f);
+  {
+    g_autoptr (GRand) rand = g_rand_new_with_seed (3);
+
+    ncl_pairwise_sq_dist (x, N, D, dist);
+    nt = ncl_triplet_mine (dist, labels, N, NCL_TRIPLET_RANDOM, 0.5f, rand,
+        t);
+    NCL_CHECK (nt == N);
+  }
+  for (gint v = 0; v < 4; v++) {
+    FdData fd = { N, D, labels, t, nt, lp };
+    g_autofree gchar *what = NULL;
+
+    fd.lp.margin = 0.5f;
+    fd.lp.soft = v & 1;
+    fd.lp.euclidean = (v & 2) != 0;
+    what = g_strdup_printf ("triplet loss%s%s", fd.lp.soft ? ", soft" : "",
+        fd.lp.euclidean ? ", Euclidean" : "");
+    l = ncl_triplet_loss_full (x, N, D, t, nt, &fd.lp, grad, &active);
+    NCL_CHECK (l > 0 && active > 0);
+    check_fd (what, fd_loss_full, &fd, x, N * D, grad, 1e-3f);
+    g_free (what);
+    what = g_strdup_printf ("l2norm + batch-hard%s%s",
+        fd.lp.soft ? ", soft" : "", fd.lp.euclidean ? ", Euclidean" : "");
+    l = ncl_triplet_batch_loss_full (x, labels, N, D, NCL_TRIPLET_BATCH_HARD,
+        &fd.lp, NULL, grad, &nt, &active);
+    NCL_CHECK (nt == N && l > 0);
+    check_fd (what, fd_batch_full, &fd, x, N * D, grad, 1e-3f);
+  }
 }
 
 static void
@@ -504,6 +590,7 @@ main (gint argc, gchar ** argv)
   test_random ();
   test_loss_value ();
   test_gradients ();
+  test_loss_variants ();
   test_augment ();
   test_trainer ();
   return ncl_test_finish ();
