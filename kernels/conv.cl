@@ -873,3 +873,128 @@ conv2d_gemm (__global const float *bm, __global const float *am,
     }
   }
 }
+
+/* ---- channel-vector direct ---------------------------------------------- */
+/* For small maps (the face ResNet's 35x35 .. 1x1 layers), where 16 pixels of
+ * a row do not fill a vector: the vector runs over OUTPUT CHANNELS instead.
+ * One work-item = CV_CO (32) output channels x CV_PX flattened output pixels
+ * p = b * oh * ow + oy * ow + ox (rows and images run on, so no lane is
+ * wasted on short rows); per tap, two float16 weight loads and one
+ * broadcast input value per pixel feed 2 x CV_PX FMAs.  Valid convolution
+ * on a padded input (conv_pad), groups 1, dilation 1, any stride and
+ * kernel (KW compile-time).  With @has_res, the residual tensor (same shape
+ * as @out) is added before the activation (a fused ResNet "add + relu").
+ * wt: [cout_padded / 32][cin][kh][KW][32]; bias: (cout_padded).
+ * global: (cout_padded / 32, ceil (n * oh * ow / CV_PX)), local (1, 1): a
+ * work-item's private tile is large, PoCL must not pack thousands of them
+ * into one work-group. */
+#ifndef CV_PX
+#define CV_PX 12
+#endif
+
+__kernel __attribute__ ((reqd_work_group_size (1, 1, 1)))
+void
+conv2d_chvec (__global const float *in, __global const float *wt,
+    __global const float *bias, __global const float *res,
+    __global float *out, int cin, int h, int w, int cout, int oh, int ow,
+    int kh, int sh, int sw, int npx, int has_res, int act, float alpha)
+{
+  int ct = get_global_id (0);
+  int p0 = get_global_id (1) * CV_PX;
+
+  if (ct * 32 >= cout || p0 >= npx)
+    return;
+
+  {
+    int ohw = oh * ow;
+    int base[CV_PX];
+    float16 a0[CV_PX], a1[CV_PX];
+    __global const float *wp = wt + (size_t) ct * cin * kh * KW * 32;
+
+#pragma unroll
+    for (int j = 0; j < CV_PX; j++) {
+      int p = min (p0 + j, npx - 1);
+      int b = p / ohw, q = p % ohw;
+
+      base[j] = (b * cin * h + q / ow * sh) * w + q % ow * sw;
+      a0[j] = (float16) (0.0f);
+      a1[j] = (float16) (0.0f);
+    }
+
+    for (int ci = 0; ci < cin; ci++) {
+      for (int ky = 0; ky < kh; ky++) {
+        __global const float *row = in + ((size_t) ci * h + ky) * w;
+
+#pragma unroll
+        for (int kx = 0; kx < KW; kx++) {
+          float16 w0 = vload16 (0, wp);
+          float16 w1 = vload16 (1, wp);
+
+#pragma unroll
+          for (int j = 0; j < CV_PX; j++) {
+            float16 x = (float16) (row[base[j] + kx]);
+
+            a0[j] = fma (x, w0, a0[j]);
+            a1[j] = fma (x, w1, a1[j]);
+          }
+          wp += 32;
+        }
+      }
+    }
+
+    {
+      float16 b0 = vload16 (0, bias + ct * 32);
+      float16 b1 = vload16 (1, bias + ct * 32);
+      int nco = min (32, cout - ct * 32);
+      int b = p0 / ohw, q0 = p0 % ohw;
+      float t[CV_PX * 32];
+
+      if (q0 + CV_PX <= ohw && p0 + CV_PX <= npx) {
+        /* one image, all pixels real: channel rows of CV_PX contiguous
+         * outputs */
+        size_t o = ((size_t) b * cout + ct * 32) * ohw + q0;
+
+        if (has_res) {
+          for (int l = 0; l < nco; l++) {
+#pragma unroll
+            for (int j = 0; j < CV_PX; j++)
+              t[j * 32 + l] = res[o + (size_t) l * ohw + j];
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < CV_PX; j++) {
+          float16 y0 = a0[j] + b0, y1 = a1[j] + b1;
+
+          if (has_res) {
+            y0 += vload16 (0, t + j * 32);
+            y1 += vload16 (0, t + j * 32 + 16);
+          }
+          vstore16 (ncl_act16 (act, alpha, y0), 0, t + j * 32);
+          vstore16 (ncl_act16 (act, alpha, y1), 0, t + j * 32 + 16);
+        }
+        for (int l = 0; l < nco; l++) {
+#pragma unroll
+          for (int j = 0; j < CV_PX; j++)
+            out[o + (size_t) l * ohw + j] = t[j * 32 + l];
+        }
+      } else {
+        for (int j = 0; j < CV_PX && p0 + j < npx; j++) {
+          int p = p0 + j;
+          size_t o = ((size_t) (p / ohw) * cout + ct * 32) * ohw + p % ohw;
+          float16 y0 = a0[j] + b0, y1 = a1[j] + b1;
+
+          if (has_res) {
+            for (int l = 0; l < 32; l++)
+              t[l] = res[o + (size_t) min (l, nco - 1) * ohw];
+            y0 += vload16 (0, t);
+            y1 += vload16 (0, t + 16);
+          }
+          vstore16 (ncl_act16 (act, alpha, y0), 0, t);
+          vstore16 (ncl_act16 (act, alpha, y1), 0, t + 16);
+          for (int l = 0; l < nco; l++)
+            out[o + (size_t) l * ohw] = t[l];
+        }
+      }
+    }
+  }
+}

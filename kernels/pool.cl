@@ -2,12 +2,14 @@
  *
  * Layout: in (N, C, H, W), out (N, C, OH, OW), NCHW float32.
  *
- * pool_max, pool_avg: global (ceil(OW / POOL_PX), OH, N * C): POOL_PX
- *   consecutive outputs of a row per work-item.
+ * pool_max, pool_avg: global (ceil(OW / POOL_PX), ceil(OH / POOL_ROWS), N * C):
+ *   POOL_PX consecutive outputs of POOL_ROWS rows per work-item.
  *   The window of output (oy, ox) starts at (oy * SH - PT, ox * SW - PL);
  *   it is clipped to the image first, so the inner loops never test bounds.
  *   Max treats padding as -inf (a window wholly in padding gives -inf);
  *   average divides by the number of real pixels (0 when there are none).
+ *   Work-items whose 16 windows lie inside the image with x stride 1 or 2
+ *   take a vector path (one load, or two and a shuffle, per tap).
  * global_avgpool_16: global (N * C), one (n, c) plane per work-item, summed
  *   16 values at a time.
  */
@@ -15,63 +17,79 @@
 #ifndef POOL_PX
 #define POOL_PX 16
 #endif
+#ifndef POOL_ROWS
+#define POOL_ROWS 8
+#endif
 
-/* One work-item computes POOL_PX consecutive outputs of a row (ox0 ..);
- * each output's window is clipped to the image: [y0, y1) x [x0, x1). */
-#define POOL_ROW_BEGIN                                                     \
+/* Output row @oy, outputs [ox0, ox0 + POOL_PX) of one plane.  Windows wholly
+ * inside the image with x stride 1 or 2 take the vector path: each tap is
+ * one load (stride 2: two loads and an even-lane shuffle), reduced with
+ * VOP; the others are clipped to the image and reduced one by one. */
+#define POOL_ROW(VOP, SOP, INIT, VFINISH, SFINISH)                         \
+  {                                                                        \
+    const int xs = ox0 * sw - pl, ys = oy * sh - pt;                       \
+    __global float *dst = out + ((size_t) plane * oh + oy) * ow;           \
+                                                                           \
+    if (ox0 + 16 <= ow && xs >= 0 && ys >= 0 && ys + kh <= h               \
+        && (sw == 1 || sw == 2) && xs + kw - 1 + (sw == 1 ? 16 : 32) <= w) \
+    {                                                                      \
+      __global const float *src = in + ((size_t) plane * h + ys) * w + xs; \
+      float16 acc = (float16) (INIT);                                      \
+                                                                           \
+      for (int ky = 0; ky < kh; ky++) {                                    \
+        for (int kx = 0; kx < kw; kx++) {                                  \
+          __global const float *p = src + ky * w + kx;                     \
+          float16 v = sw == 1 ? vload16 (0, p) : shuffle2 (vload16 (0, p), \
+              vload16 (1, p), (uint16) (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, \
+                  20, 22, 24, 26, 28, 30));                                \
+                                                                           \
+          acc = VOP (acc, v);                                              \
+        }                                                                  \
+      }                                                                    \
+      vstore16 (VFINISH (acc), 0, dst + ox0);                              \
+    } else {                                                               \
+      const int y0 = max (ys, 0), y1 = min (ys + kh, h);                   \
+      __global const float *src = in + (size_t) plane * h * w;             \
+                                                                           \
+      for (int ox = ox0; ox < min (ox0 + POOL_PX, ow); ox++) {             \
+        const int x0 = max (ox * sw - pl, 0);                              \
+        const int x1 = min (ox * sw - pl + kw, w);                         \
+        float a = INIT;                                                    \
+                                                                           \
+        for (int y = y0; y < y1; y++) {                                    \
+          for (int x = x0; x < x1; x++)                                    \
+            a = SOP (a, src[y * w + x]);                                   \
+        }                                                                  \
+        dst[ox] = SFINISH (a, max (y1 - y0, 0) * max (x1 - x0, 0));        \
+      }                                                                    \
+    }                                                                      \
+  }
+
+/* global: (ceil (OW / POOL_PX), ceil (OH / POOL_ROWS), N * C) */
+#define POOL_KERNEL(name, VOP, SOP, INIT, VFINISH, SFINISH)                \
+__kernel void                                                              \
+name (__global const float *in, __global float *out, const int planes,     \
+    const int h, const int w, const int oh, const int ow, const int kh,    \
+    const int kw, const int sh, const int sw, const int pt, const int pl)  \
+{                                                                          \
   const int ox0 = get_global_id (0) * POOL_PX;                             \
-  const int oy = get_global_id (1);                                        \
+  const int oy0 = get_global_id (1) * POOL_ROWS;                           \
   const int plane = get_global_id (2);                                     \
                                                                            \
-  if (ox0 >= ow || oy >= oh || plane >= planes)                            \
+  if (ox0 >= ow || oy0 >= oh || plane >= planes)                           \
     return;                                                                \
-  const int y0 = max (oy * sh - pt, 0);                                    \
-  const int y1 = min (oy * sh - pt + kh, h);                               \
-  __global const float *src = in + (size_t) plane * h * w;                 \
-  __global float *dst = out + ((size_t) plane * oh + oy) * ow;             \
-  const int oxend = min (ox0 + POOL_PX, ow);                               \
-                                                                           \
-  for (int ox = ox0; ox < oxend; ox++) {                                   \
-    const int x0 = max (ox * sw - pl, 0);                                  \
-    const int x1 = min (ox * sw - pl + kw, w)
-
-__kernel void
-pool_max (__global const float *in, __global float *out, const int planes,
-    const int h, const int w, const int oh, const int ow, const int kh,
-    const int kw, const int sh, const int sw, const int pt, const int pl)
-{
-  POOL_ROW_BEGIN;
-    float m = -INFINITY;
-
-    for (int y = y0; y < y1; y++) {
-      __global const float *row = src + y * w;
-
-      for (int x = x0; x < x1; x++)
-        m = fmax (m, row[x]);
-    }
-    dst[ox] = m;
-  }
+  for (int oy = oy0; oy < min (oy0 + POOL_ROWS, oh); oy++)                 \
+    POOL_ROW (VOP, SOP, INIT, VFINISH, SFINISH);                           \
 }
 
-__kernel void
-pool_avg (__global const float *in, __global float *out, const int planes,
-    const int h, const int w, const int oh, const int ow, const int kh,
-    const int kw, const int sh, const int sw, const int pt, const int pl)
-{
-  POOL_ROW_BEGIN;
-    float sum = 0.0f;
-    int count;
+#define POOL_VADD(a, b) ((a) + (b))
+#define POOL_VSAME(a) (a)
+#define POOL_VMEAN(a) ((a) / (float) (kh * kw))
+#define POOL_SMAX_DONE(a, count) (a)
+#define POOL_SMEAN_DONE(a, count) ((count) > 0 ? (a) / (count) : 0.0f)
 
-    for (int y = y0; y < y1; y++) {
-      __global const float *row = src + y * w;
-
-      for (int x = x0; x < x1; x++)
-        sum += row[x];
-    }
-    count = max (y1 - y0, 0) * max (x1 - x0, 0);
-    dst[ox] = count > 0 ? sum / count : 0.0f;
-  }
-}
+POOL_KERNEL (pool_max, fmax, fmax, -INFINITY, POOL_VSAME, POOL_SMAX_DONE)
+POOL_KERNEL (pool_avg, POOL_VADD, POOL_VADD, 0.0f, POOL_VMEAN, POOL_SMEAN_DONE)
 
 /* out[p] = mean of in[p * hw .. p * hw + hw) for p < planes */
 __kernel void

@@ -42,16 +42,18 @@ typedef enum
   CONV_WINO4,
   CONV_DEPTHWISE,
   CONV_GEMM,
+  CONV_CHVEC,
   CONV_N_VARIANTS
 } ConvVariant;
 
 static const gchar *const variant_names[CONV_N_VARIANTS] = {
   "generic", "direct", "direct_narrow", "winograd4", "depthwise", "gemm",
+  "chvec",
 };
 
 static const gchar *const kernel_names[CONV_N_VARIANTS] = {
   "conv2d_generic", "conv2d_direct", "conv2d_direct", "conv2d_wino4",
-  "conv2d_dw", "conv2d_gemm",
+  "conv2d_dw", "conv2d_gemm", "conv2d_chvec",
 };
 
 /* direct: output channels x 16-pixel vectors per work-item */
@@ -77,6 +79,14 @@ static const gchar *const kernel_names[CONV_N_VARIANTS] = {
 /* GEMM: output channels per register tile (the direct packing with this
  * tile is the GEMM's A operand) */
 #define GEMM_CO_TILE 8
+
+/* channel-vector: output channels (two float16) x flattened pixels per
+ * work-item */
+#define CHVEC_CO_TILE 32
+#define CHVEC_PX 12
+#define CHVEC_MAX_PX 14          /* 2 x 14 accumulators + 2 weight vectors */
+/* rows narrower than this run on it (chvec_preferred) */
+#define CHVEC_MAX_OW 48
 
 static gint
 wino_cin_capacity (gint cin)
@@ -109,6 +119,8 @@ struct _NclConv
   cl_mem gbuf;                  /* GEMM weights when wbuf has another
                                  * layout (Winograd), created on demand */
   NclTensor *col;               /* scratch: im2col for the GEMM */
+  cl_mem cbuf;                  /* channel-vector weights when wbuf has
+                                 * another layout, created on demand */
 };
 
 /* ---- reference ---------------------------------------------------------- */
@@ -240,6 +252,8 @@ variant_applies (NclContext * ctx, const NclConvParams * p, ConvVariant v)
           && (p->stride_h == 1 || p->stride_h == 2);
     case CONV_GEMM:
       return p->groups == 1;
+    case CONV_CHVEC:
+      return plain && p->kw <= 17;
     default:
       return FALSE;
   }
@@ -346,6 +360,27 @@ gemm_options (NclContext * ctx, gint gpx)
   return gpx == 2 ? "-DGPX=2" : "-DGPX=1";
 }
 
+/* Pixels per conv2d_chvec work-item for @npx output pixels in all:
+ * CHVEC_PX on large maps; on small ones (a 4x4 or 1x1 map of one image)
+ * as many as split them into equal work-items of at most CHVEC_MAX_PX, so
+ * that (almost) no lane computes a clamped duplicate. */
+static gint
+chvec_px (gint npx)
+{
+  gint groups = (npx + CHVEC_MAX_PX - 1) / CHVEC_MAX_PX;
+
+  if (npx >= 8 * CHVEC_PX)
+    return CHVEC_PX;
+  return (npx + groups - 1) / groups;
+}
+
+/* Build options of conv2d_chvec (newly allocated). */
+static gchar *
+chvec_options (const NclConvParams * p, gint px)
+{
+  return g_strdup_printf ("-DKW=%d -DCV_PX=%d", p->kw, px);
+}
+
 NclConv *
 ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
 {
@@ -357,6 +392,7 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
       ncl_context_is_cpu (ctx) ? " -DCONV_UNALIGNED" : "";
   gsize wlen = (gsize) p->cout * (p->cin / MAX (p->groups, 1)) * p->kh
       * p->kw;
+  gint nbias;
 
   if (p->cin <= 0 || p->cout <= 0 || p->kh <= 0 || p->kw <= 0
       || p->stride_h <= 0 || p->stride_w <= 0 || p->groups <= 0
@@ -421,6 +457,15 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
       conv->options = g_strdup_printf ("-DWCO=%d -DWTV=%d -DWINO_CIN=%d%s",
           conv->co_tile, conv->pxv, wino_cin_capacity (p->cin), unaligned);
       break;
+    case CONV_CHVEC:
+      conv->co_tile = CHVEC_CO_TILE;
+      conv->cout_padded = (p->cout + CHVEC_CO_TILE - 1) / CHVEC_CO_TILE
+          * CHVEC_CO_TILE;
+      packed = pack_direct (p, CHVEC_CO_TILE, conv->cout_padded);
+      wsrc = packed;
+      wlen = (gsize) conv->cout_padded * p->cin * p->kh * p->kw;
+      conv->options = chvec_options (p, CHVEC_PX);
+      break;
     case CONV_DEPTHWISE:
       conv->cout_padded = p->cout;
       wsrc = p->weight;
@@ -436,14 +481,18 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
       break;
   }
 
-  bias = g_new0 (gfloat, conv->cout_padded);
+  /* room for the channel-vector tile whatever the variant (small maps
+   * switch to it at run time) */
+  nbias = MAX (conv->cout_padded, (p->cout + CHVEC_CO_TILE - 1)
+      / CHVEC_CO_TILE * CHVEC_CO_TILE);
+  bias = g_new0 (gfloat, nbias);
   if (p->bias != NULL)
     memcpy (bias, p->bias, p->cout * sizeof (gfloat));
 
   conv->wbuf = ncl_buffer_from_host (ctx, wsrc, wlen, error);
   if (conv->wbuf == NULL)
     return NULL;
-  conv->bbuf = ncl_buffer_from_host (ctx, bias, conv->cout_padded, error);
+  conv->bbuf = ncl_buffer_from_host (ctx, bias, nbias, error);
   if (conv->bbuf == NULL)
     return NULL;
 
@@ -465,6 +514,8 @@ ncl_conv_free (NclConv * conv)
   g_clear_pointer (&conv->col, ncl_tensor_free);
   if (conv->gbuf != NULL)
     clReleaseMemObject (conv->gbuf);
+  if (conv->cbuf != NULL)
+    clReleaseMemObject (conv->cbuf);
   if (conv->bbuf != NULL)
     clReleaseMemObject (conv->bbuf);
   if (conv->wbuf != NULL)
@@ -546,6 +597,24 @@ gemm_preferred (const NclConvParams * p, ConvVariant variant, gint n,
   if (variant == CONV_WINO4)
     return ow < 8 || (ow == 8 && n < 4);
   return ow < 16 * DIRECT_PX_VECTORS;
+}
+
+/* Whether a layer chosen as direct or Winograd runs faster on the channel-
+ * vector kernel (CPU devices; measured on PoCL, docs/kernels.md): rows
+ * narrower than CHVEC_MAX_OW, which the direct kernel's 32-pixel tiles and
+ * Winograd's 32-column half-blocks fill badly (the face ResNet's 17x17 ..
+ * 1x1 maps: 1.3-3x; at 35x35 a tie with Winograd, but the residual add
+ * fuses into this kernel only), and strided layers with wide kernels (the
+ * ResNet's 7x7 stride-2 input layer: 1.8x). */
+static gboolean
+chvec_preferred (NclConv * conv, gint ow)
+{
+  const NclConvParams *p = &conv->p;
+
+  if (!ncl_context_is_cpu (conv->ctx) || p->cout < 16
+      || !variant_applies (conv->ctx, p, CONV_CHVEC))
+    return FALSE;
+  return ow < CHVEC_MAX_OW || (p->stride_w > 1 && p->kw >= 5);
 }
 
 static gboolean
@@ -667,8 +736,91 @@ forward_gemm (NclConv * conv, const NclTensor * in, NclTensor * out,
   return ok;
 }
 
+/* conv2d_chvec on @in (padded first if the layer pads); @res (nullable) is
+ * added before the activation. */
+static gboolean
+forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
+    gint act, gfloat alpha, NclTensor * out, GError ** error)
+{
+  const NclConvParams *p = &conv->p;
+  const NclTensor *src = in;
+  gint npx = in->n * out->h * out->w, has_res = res != NULL;
+  gint px = chvec_px (npx);
+  g_autofree gchar *options = NULL;
+  cl_mem wm = conv->wbuf, rm;
+  gsize global[2], local1[2] = { 1, 1 };
+  cl_kernel k;
+  gboolean ok;
+
+  if (conv->variant != CONV_CHVEC) {
+    if (conv->cbuf == NULL) {
+      gint cout_padded = (p->cout + CHVEC_CO_TILE - 1) / CHVEC_CO_TILE
+          * CHVEC_CO_TILE;
+      g_autofree gfloat *packed = pack_direct (p, CHVEC_CO_TILE,
+          cout_padded);
+
+      conv->cbuf = ncl_buffer_from_host (conv->ctx, packed,
+          (gsize) cout_padded * p->cin * p->kh * p->kw, error);
+      if (conv->cbuf == NULL)
+        return FALSE;
+    }
+    wm = conv->cbuf;
+  }
+  if (p->pad.top || p->pad.bottom || p->pad.left || p->pad.right) {
+    if (!conv_pad (conv, in, error))
+      return FALSE;
+    src = conv->padded;
+  }
+  options = chvec_options (p, px);
+  k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_chvec", options,
+      error);
+  if (k == NULL)
+    return FALSE;
+  rm = res != NULL ? res->buf : out->buf;
+  global[0] = (p->cout + CHVEC_CO_TILE - 1) / CHVEC_CO_TILE;
+  global[1] = (npx + px - 1) / px;
+  ncl_context_lock (conv->ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &src->buf,
+      sizeof (cl_mem), &wm, sizeof (cl_mem), &conv->bbuf, sizeof (cl_mem),
+      &rm, sizeof (cl_mem), &out->buf, sizeof (gint), &p->cin, sizeof (gint),
+      &src->h, sizeof (gint), &src->w, sizeof (gint), &p->cout,
+      sizeof (gint), &out->h, sizeof (gint), &out->w, sizeof (gint), &p->kh,
+      sizeof (gint), &p->stride_h, sizeof (gint), &p->stride_w,
+      sizeof (gint), &npx, sizeof (gint), &has_res, sizeof (gint), &act,
+      sizeof (gfloat), &alpha, 0)
+      && ncl_context_run (conv->ctx, k, 2, global, local1, error);
+  ncl_context_unlock (conv->ctx);
+  return ok;
+}
+
+static gboolean conv_forward (NclConv * conv, const NclTensor * in,
+    const NclTensor * res, NclActivation res_act, gfloat res_alpha,
+    NclTensor * out, GError ** error);
+
 gboolean
 ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
+    GError ** error)
+{
+  return conv_forward (conv, in, NULL, NCL_ACT_NONE, 0.0f, out, error);
+}
+
+gboolean
+ncl_conv_forward_residual (NclConv * conv, const NclTensor * in,
+    const NclTensor * res, NclActivation act, gfloat alpha, NclTensor * out,
+    GError ** error)
+{
+  if (conv->p.act != NCL_ACT_NONE || res == out || res == in) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_FAILED,
+        "conv: a residual needs a conv without activation and a residual "
+        "tensor that is neither its input nor its output");
+    return FALSE;
+  }
+  return conv_forward (conv, in, res, act, alpha, out, error);
+}
+
+static gboolean
+conv_forward (NclConv * conv, const NclTensor * in, const NclTensor * res,
+    NclActivation res_act, gfloat res_alpha, NclTensor * out,
     GError ** error)
 {
   const NclConvParams *p = &conv->p;
@@ -698,14 +850,36 @@ ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
   }
   if (!ncl_tensor_reshape (out, in->n, p->cout, oh, ow, error))
     return FALSE;
+  if (res != NULL && (res->n != out->n || res->c != out->c
+          || res->h != out->h || res->w != out->w)) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
+        "conv: residual (%d, %d, %d, %d) differs from the output (%d, %d, "
+        "%d, %d)", res->n, res->c, res->h, res->w, out->n, out->c, out->h,
+        out->w);
+    return FALSE;
+  }
   if (in->n == 0)
     return TRUE;
 
   v = conv->variant;
   if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
+      && chvec_preferred (conv, ow))
+    v = CONV_CHVEC;
+  else if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
       && gemm_preferred (p, v, in->n, ow))
     v = CONV_GEMM;
   conv->used = v;
+  if (v == CONV_CHVEC) {
+    return res != NULL ?
+        forward_chvec (conv, in, res, res_act, res_alpha, out, error) :
+        forward_chvec (conv, in, NULL, p->act, p->alpha, out, error);
+  }
+  if (res != NULL) {
+    /* the other kernels: the conv, then the add in place */
+    return conv_forward (conv, in, NULL, NCL_ACT_NONE, 0.0f, out, error)
+        && ncl_add_forward (conv->ctx, out, res, res_act, res_alpha, out,
+        error);
+  }
   if (v == CONV_DEPTHWISE)
     return forward_depthwise (conv, in, out, error);
   if (v == CONV_GEMM)

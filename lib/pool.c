@@ -132,7 +132,7 @@ ncl_pool_forward (NclContext * ctx, const NclPoolParams * p,
   if (k == NULL)
     return FALSE;
   global[0] = (ow + 15) / 16;      /* POOL_PX outputs per work-item */
-  global[1] = oh;
+  global[1] = (oh + 7) / 8;        /* POOL_ROWS rows */
   global[2] = planes;
 
   ncl_context_lock (ctx);

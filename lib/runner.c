@@ -4,7 +4,10 @@
  * - a conv's padding (and a nearest upsample that only feeds that conv) runs
  *   as one pad kernel into the conv's input scratch;
  * - instance norm / activation / clamp run in place on their input when
- *   nothing else reads it. */
+ *   nothing else reads it;
+ * - an add whose input is a conv without activation that feeds nothing
+ *   else (a ResNet block's second conv) runs inside that conv
+ *   (ncl_conv_forward_residual): the conv writes the add's tensor. */
 #include "model-private.h"
 
 #include <neuralcl/error.h>
@@ -25,6 +28,11 @@ typedef struct
   gint src;                     /* conv: where the padded input comes from */
   gint consumers;
   gboolean conv_pads;           /* depthwise: the conv pads by itself */
+  gint res;                     /* conv: the add fused into it adds this
+                                 * node's tensor (-2: none) */
+  NclActivation res_act;        /* ... then applies this */
+  gfloat res_alpha;
+  gboolean add_fused;           /* add: done by the conv feeding it */
   NclPadding conv_pad;          /* ... with this padding */
   gint oc, oh, ow;
   gdouble macs;
@@ -97,6 +105,7 @@ ncl_runner_new (NclModel * model, NclContext * ctx, GError ** error)
 
     rn->node = n;
     rn->alias = -1;
+    rn->res = -2;
     rn->src = n->in0;
     rn->upsample_scale = 1;
     if (n->in0 >= 0)
@@ -156,6 +165,29 @@ ncl_runner_new (NclModel * model, NclContext * ctx, GError ** error)
         break;
     }
 
+    /* add (conv (x), y) -> the conv adds y and writes the add's tensor
+     * (y must be ready when the conv runs: computed before it) */
+    if (n->op == NCL_OP_ADD && n->in0 != n->in1) {
+      for (gint side = 0; side < 2; side++) {
+        gint ci = side == 0 ? n->in0 : n->in1;
+        gint other = side == 0 ? n->in1 : n->in0;
+        RunNode *c = ci >= 0 ? &r->nodes[ci] : NULL;
+
+        if (c != NULL && c->node->op == NCL_OP_CONV && c->consumers == 1
+            && c->node->conv.act == NCL_ACT_NONE && c->alias < 0
+            && c->node->conv.groups == 1 && other < ci) {
+          c->res = other;
+          c->res_act = n->act;
+          c->res_alpha = n->alpha;
+          c->alias = i;
+          ncl_tensor_free (c->out);
+          c->out = NULL;
+          rn->add_fused = TRUE;
+          break;
+        }
+      }
+    }
+
     /* in place on an input nobody else reads (never the graph input) */
     if ((n->op == NCL_OP_INSTANCE_NORM || n->op == NCL_OP_ACTIVATION ||
             n->op == NCL_OP_CLAMP) && n->in0 >= 0 &&
@@ -196,7 +228,8 @@ ncl_runner_get_layer_info (const NclRunner * r, guint i, NclLayerInfo * info)
   info->name = rn->node->name;
   info->op = ncl_op_to_string (rn->node->op);
   info->variant = rn->conv ? ncl_conv_get_variant (rn->conv) :
-      rn->fused ? "fused into next conv" : rn->alias >= 0 ? "in place" : "";
+      rn->fused ? "fused into next conv" : rn->add_fused ?
+      "fused into its conv" : rn->alias >= 0 ? "in place" : "";
   info->out_c = rn->oc;
   info->out_h = rn->oh;
   info->out_w = rn->ow;
@@ -344,7 +377,7 @@ run_node (NclRunner * r, guint i, const NclTensor * input, GError ** error)
   NclTensor *in;
   NclTensor *out = node_tensor (r, input, i);
 
-  if (rn->fused)
+  if (rn->fused || rn->add_fused)
     return TRUE;
   in = node_tensor (r, input, n->op == NCL_OP_CONV ? rn->src : n->in0);
 
@@ -386,6 +419,10 @@ run_node (NclRunner * r, guint i, const NclTensor * input, GError ** error)
           return FALSE;
         src = rn->scratch;
       }
+      if (rn->res != -2)
+        return ncl_conv_forward_residual (rn->conv, src,
+            node_tensor (r, input, rn->res), rn->res_act, rn->res_alpha, out,
+            error);
       return ncl_conv_forward (rn->conv, src, out, error);
     }
     case NCL_OP_INSTANCE_NORM:

@@ -115,6 +115,13 @@ const NclConvParams *ncl_conv_get_params (const NclConv * conv);
 const gchar *ncl_conv_get_variant (const NclConv * conv);
 gboolean ncl_conv_forward (NclConv * conv, const NclTensor * in,
     NclTensor * out, GError ** error);
+/* out = act (conv (in) + res): a ResNet block's last conv and its "add +
+ * activation" in one (the conv's own activation must be none; @res has the
+ * output's shape and is not @out).  One kernel where the variant allows
+ * it (channel-vector), else the conv and an in-place add. */
+gboolean ncl_conv_forward_residual (NclConv * conv, const NclTensor * in,
+    const NclTensor * res, NclActivation act, gfloat alpha, NclTensor * out,
+    GError ** error);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NclConv, ncl_conv_free)
 
 /* ---- instance norm (affine), + optional residual, + activation ---------- */

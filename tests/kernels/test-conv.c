@@ -97,11 +97,21 @@ static const ConvCase cases[] = {
   {"resnet 3 s2",   1, 32, 24, 3,  3,3,3,2,2, 1,0,0,0,0,Z,A0, TRUE},
   {"ssd extra 3x3", 2, 24, 16, 5,  5,3,3,2,2, 1,0,1,0,1,Z,A5, TRUE},
   {"small reflect", 1,  8, 16, 6,  7,3,3,1,1, 1,1,1,1,1,R,A0, TRUE},
+  /* channel-vector: pixel groups running across rows and images, a last
+   * partial group, cout not a multiple of its 32-channel tile, 1x1 maps */
+  {"cv 35x35 b2",   2, 32, 32,35, 35,3,3,1,1, 1,1,1,1,1,Z,A1, TRUE},
+  {"cv 7x7 s2",     3,  3, 32,41, 41,7,7,2,2, 1,0,0,0,0,Z,A1, TRUE},
+  {"cv cout 40",    2, 24, 40, 9,  9,3,3,1,1, 1,1,1,1,1,Z,A2, TRUE},
+  {"cv cout 70",    1, 16, 70, 5,  6,3,3,1,1, 1,1,1,1,1,E,A0,FALSE},
+  {"cv 1x1 out",    3, 64, 64, 3,  3,3,3,2,2, 1,0,0,0,0,Z,A0, TRUE},
+  {"cv 4x4 b1",     1, 96, 64, 4,  4,3,3,1,1, 1,1,1,1,1,Z,A0, TRUE},
+  {"cv 13 odd",     1, 33, 48,13, 11,3,3,1,1, 1,1,1,1,1,R,A3, TRUE},
 };
 
 /* every variant ncl_conv_new can pick; each must be exercised */
 static const gchar *const variants[] = {
   "generic", "direct", "direct_narrow", "winograd4", "depthwise", "gemm",
+  "chvec",
 };
 
 #define N_VARIANTS G_N_ELEMENTS (variants)
@@ -218,6 +228,94 @@ test_cases (NclContext * ctx)
     g_print ("variant %s: %u cases\n", variants[v], used[v]);
     NCL_CHECK (used[v] >= 5);
   }
+}
+
+/* ncl_conv_forward_residual: act (conv (x) + res) against the reference
+ * conv and add, on the channel-vector kernel (one kernel) and on variants
+ * that add afterwards; plus its refusals. */
+static void
+test_residual (NclContext * ctx)
+{
+  static const ConvCase rc[] = {
+    {"res 17x17", 2, 32, 32, 17, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, Z, A0, TRUE},
+    {"res 8x8 c40", 1, 16, 40, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, Z, A0, TRUE},
+    {"res 35 wide", 1, 16, 32, 5, 35, 3, 3, 1, 1, 1, 1, 1, 1, 1, R, A0, TRUE},
+    {"res 1x1", 3, 24, 64, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, Z, A0, FALSE},
+  };
+  static const gchar *const forced[] = { "chvec", "winograd4", "gemm",
+    "direct", "generic"
+  };
+  static const NclActivation acts[] = { NCL_ACT_RELU, NCL_ACT_NONE,
+    NCL_ACT_LEAKY_RELU
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (rc); i++) {
+    const ConvCase *c = &rc[i];
+    NclConvParams p;
+    gint oh, ow;
+    gsize nin = (gsize) c->n * c->cin * c->h * c->w;
+    gsize nw = (gsize) c->cout * c->cin * c->kh * c->kw;
+    gsize nout;
+    g_autofree gfloat *in = g_new (gfloat, nin);
+    g_autofree gfloat *weight = g_new (gfloat, nw);
+    g_autofree gfloat *bias = g_new (gfloat, c->cout);
+    g_autofree gfloat *conv_ref = NULL;
+    g_autofree gfloat *res = NULL;
+    g_autofree gfloat *want = NULL;
+
+    case_params (c, &p);
+    ncl_test_fill_random (in, nin, 500 + i, -1.0f, 1.0f);
+    ncl_test_fill_random (weight, nw, 600 + i, -0.2f, 0.2f);
+    ncl_test_fill_random (bias, c->cout, 700 + i, -0.5f, 0.5f);
+    p.weight = weight;
+    p.bias = c->bias ? bias : NULL;
+    ncl_conv2d_out_size (&p, c->h, c->w, &oh, &ow);
+    nout = (gsize) c->n * c->cout * oh * ow;
+    conv_ref = g_new (gfloat, nout);
+    ncl_conv2d_forward_ref (&p, in, c->n, c->h, c->w, conv_ref);
+    res = g_new (gfloat, nout);
+    ncl_test_fill_random (res, nout, 800 + i, -1.5f, 1.5f);
+    want = g_new (gfloat, nout);
+
+    for (gsize v = 0; v < G_N_ELEMENTS (forced); v++) {
+      NclActivation act = acts[(i + v) % G_N_ELEMENTS (acts)];
+      g_autoptr (GError) error = NULL;
+      g_autoptr (NclConv) conv = NULL;
+      g_autoptr (NclTensor) tin = ncl_test_tensor (ctx, in, c->n, c->cin,
+          c->h, c->w);
+      g_autoptr (NclTensor) tres = ncl_test_tensor (ctx, res, c->n, c->cout,
+          oh, ow);
+      g_autoptr (NclTensor) tout = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+      g_autofree gfloat *got = NULL;
+      g_autofree gchar *label = NULL;
+
+      ncl_add_forward_ref (conv_ref, res, nout, act, 0.1f, want);
+      g_setenv ("NEURALCL_CONV_VARIANT", forced[v], TRUE);
+      conv = ncl_conv_new (ctx, &p, &error);
+      NCL_CHECK_NO_ERROR (error);
+      if (conv == NULL)
+        continue;
+      NCL_CHECK (ncl_conv_forward_residual (conv, tin, tres, act, 0.1f, tout,
+              &error));
+      NCL_CHECK_NO_ERROR (error);
+      got = ncl_test_download (tout);
+      label = g_strdup_printf ("%s residual [%s]", c->name,
+          ncl_conv_get_variant (conv));
+      ncl_test_compare (label, got, want, nout, ATOL, RTOL);
+
+      /* refused: the residual is the output, or a wrong shape */
+      NCL_CHECK (!ncl_conv_forward_residual (conv, tin, tout, act, 0.1f,
+              tout, &error));
+      NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_FAILED));
+      g_clear_error (&error);
+      NCL_CHECK (ncl_tensor_reshape (tres, c->n, c->cout + 1, oh, ow,
+              &error));
+      NCL_CHECK (!ncl_conv_forward_residual (conv, tin, tres, act, 0.1f,
+              tout, &error));
+      NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_SHAPE));
+    }
+  }
+  g_unsetenv ("NEURALCL_CONV_VARIANT");
 }
 
 /* One conv object run on two input sizes and batch counts in turn: the
@@ -429,6 +527,7 @@ main (void)
   test_ref_by_hand ();
   test_cases (ctx);
   test_reuse (ctx);
+  test_residual (ctx);
   test_fold_batchnorm (ctx);
   test_errors (ctx);
   return ncl_test_finish ();

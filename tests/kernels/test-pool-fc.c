@@ -14,6 +14,8 @@ typedef struct
 static const Shape pool_shapes[] = {
   {1, 1, 1, 1}, {1, 3, 5, 7}, {2, 5, 3, 3}, {1, 17, 9, 13}, {1, 2, 7, 5},
   {1, 1, 4, 4}, {2, 1, 2, 9},
+  /* wide rows: the 16-output vector path, its row ends and borders */
+  {2, 3, 11, 72}, {1, 2, 35, 35}, {1, 3, 6, 50}, {1, 1, 5, 33}, {1, 2, 4, 17},
 };
 
 static const NclActivation all_acts[] = {
