@@ -88,9 +88,11 @@ faces=$(gst-launch-1.0 -m filesrc location="$image" ! decodebin ! videoconvert !
     imagefreeze num-buffers=1 ! facerecognize detector="$detector" \
     detector-size="$dsize" gallery="$gallery" ! fakesink 2>/dev/null |
   grep -c 'event=(string)appeared' || true)
+nf="$faces faces"
+[ "$faces" = 1 ] && nf="1 face"
 label=$detector
 [ "$detector" = tiny ] && label=tiny$dsize
-echo "facerecognize, $(basename "$image") letterboxed into ${w}x${h} ($faces faces), detector $label, $(nproc) cores"
+echo "facerecognize, $(basename "$image") letterboxed into ${w}x${h} ($nf), detector $label, $(nproc) cores"
 for k in ${intervals//,/ }; do
   short=$(run "$k" 10)
   long=$(run "$k" "$frames")
