@@ -23,6 +23,9 @@
  *   conv2d_wino4    Winograd F(4x4, 3x3), stride 1, groups 1 (see below).
  *   conv2d_dw       depthwise (groups = cin = cout), padding inside.
  *   conv_im2col, conv2d_gemm  conv as a GEMM over flattened output pixels.
+ *   conv2d_chvec    groups 1, dilation 1, small maps: 32 output channels as
+ *                   the vector lanes x CV_PX flattened output pixels, with
+ *                   an optional residual added before the activation.
  *
  * All loads stay inside the input tensor: the last tile of a row clamps the
  * pixels past the row end.
@@ -37,6 +40,7 @@
  *   WTV        conv2d_wino4 16-tile vectors per work-item (default 1).
  *   WINO_CIN   conv2d_wino4 input channels at most (sizes its __local
  *              buffer).
+ *   CV_PX      conv2d_chvec output pixels per work-item (default 12).
  *   CONV_UNALIGNED  defined: unaligned float16 loads by pointer cast
  *              (clang, CPU devices); otherwise vload16.
  */

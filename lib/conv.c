@@ -20,6 +20,13 @@
  *                    flattened output pixels per work-item.  Direct and
  *                    Winograd layers switch to it at forward time on small
  *                    maps (gemm_preferred).
+ *   "chvec"          conv2d_chvec: groups 1, dilation 1; 32 output
+ *                    channels (the vector lanes) x up to 14 flattened
+ *                    output pixels per work-item, with an optional fused
+ *                    residual.  Direct and Winograd layers switch to it at
+ *                    forward time on CPU devices for rows narrower than
+ *                    CHVEC_MAX_OW and strided wide kernels
+ *                    (chvec_preferred; before gemm_preferred).
  *
  * The register tiles were measured on PoCL (2 AVX-512 cores): 8 x 32 beat
  * 16 x 16 by 10-25 % on every layer of the style network; see
