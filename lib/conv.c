@@ -24,9 +24,9 @@
  *                    channels (the vector lanes) x up to 14 flattened
  *                    output pixels per work-item, with an optional fused
  *                    residual.  Direct and Winograd layers switch to it at
- *                    forward time on CPU devices for rows narrower than
- *                    CHVEC_MAX_OW and strided wide kernels
- *                    (chvec_preferred; before gemm_preferred).
+ *                    forward time on CPU devices on narrow rows and
+ *                    strided layers (chvec_preferred; before
+ *                    gemm_preferred).
  *
  * The register tiles were measured on PoCL (2 AVX-512 cores): 8 x 32 beat
  * 16 x 16 by 10-25 % on every layer of the style network; see
@@ -92,8 +92,9 @@ static const gchar *const kernel_names[CONV_N_VARIANTS] = {
 #define CHVEC_CO_TILE 32
 #define CHVEC_PX 12
 #define CHVEC_MAX_PX 14          /* 2 x 14 accumulators + 2 weight vectors */
-/* rows narrower than this run on it (chvec_preferred) */
+/* rows narrower than these run on it (chvec_preferred) */
 #define CHVEC_MAX_OW 48
+#define CHVEC_MAX_OW_STRIDED 96
 
 static gint
 wino_cin_capacity (gint cin)
@@ -607,12 +608,17 @@ gemm_preferred (const NclConvParams * p, ConvVariant variant, gint n,
 }
 
 /* Whether a layer chosen as direct or Winograd runs faster on the channel-
- * vector kernel (CPU devices; measured on PoCL, docs/kernels.md): rows
- * narrower than CHVEC_MAX_OW, which the direct kernel's 32-pixel tiles and
- * Winograd's 32-column half-blocks fill badly (the face ResNet's 17x17 ..
- * 1x1 maps: 1.3-3x; at 35x35 a tie with Winograd, but the residual add
- * fuses into this kernel only), and strided layers with wide kernels (the
- * ResNet's 7x7 stride-2 input layer: 1.8x). */
+ * vector kernel (CPU devices; measured on PoCL, docs/kernels.md):
+ * - strided layers up to CHVEC_MAX_OW_STRIDED columns, and strided wide
+ *   kernels at any width (3x3/2 32->64 at 80 columns: 1.4x, 64->128 at 40:
+ *   2.5x; the face ResNet's 7x7/2 input layer: 1.8x; at 160 columns the
+ *   direct kernel is 1.2x faster);
+ * - Winograd layers on rows narrower than 32, which its 32-column
+ *   half-blocks fill badly (the face ResNet's 17x17 .. 1x1 maps: 1.3-3x),
+ *   or narrower than CHVEC_MAX_OW with at most 32 input channels (35x35
+ *   32->32: a tie, but the residual add fuses into this kernel only; at
+ *   40x30 with 128 channels Winograd is 1.5x faster);
+ * - other direct layers on rows narrower than CHVEC_MAX_OW. */
 static gboolean
 chvec_preferred (NclConv * conv, gint ow)
 {
@@ -621,7 +627,11 @@ chvec_preferred (NclConv * conv, gint ow)
   if (!ncl_context_is_cpu (conv->ctx) || p->cout < 16
       || !variant_applies (conv->ctx, p, CONV_CHVEC))
     return FALSE;
-  return ow < CHVEC_MAX_OW || (p->stride_w > 1 && p->kw >= 5);
+  if (p->stride_w > 1)
+    return ow <= CHVEC_MAX_OW_STRIDED || p->kw >= 5;
+  if (conv->variant == CONV_WINO4)
+    return ow < 32 || (ow < CHVEC_MAX_OW && p->cin <= 32);
+  return ow < CHVEC_MAX_OW;
 }
 
 static gboolean
