@@ -318,6 +318,23 @@ pack_direct (const NclConvParams * p, gint tile, gint cout_padded)
   return packed;
 }
 
+/* The weights packed as pack_direct (@tile) on the device, made in @buf on
+ * the first call (a layer created for another variant that switches to the
+ * GEMM or the channel-vector kernel on small maps).  NULL on error. */
+static cl_mem
+packed_on_demand (NclContext * ctx, const NclConvParams * p, gint tile,
+    cl_mem * buf, GError ** error)
+{
+  if (*buf == NULL) {
+    gint cout_padded = (p->cout + tile - 1) / tile * tile;
+    g_autofree gfloat *packed = pack_direct (p, tile, cout_padded);
+
+    *buf = ncl_buffer_from_host (ctx, packed,
+        (gsize) cout_padded * p->cin * p->kh * p->kw, error);
+  }
+  return *buf;
+}
+
 /* G of F(4x4, 3x3): U = G g G^T */
 static const gdouble wino_g[6][3] = {
   {1.0 / 4, 0, 0},
@@ -682,18 +699,11 @@ forward_gemm (NclConv * conv, const NclTensor * in, NclTensor * out,
   cl_kernel k;
   gboolean ok;
 
+  /* direct layers share the GEMM's packing (tile 8) */
   if (conv->variant != CONV_DIRECT && conv->variant != CONV_GEMM) {
-    if (conv->gbuf == NULL) {
-      gint cout_padded = (p->cout + GEMM_CO_TILE - 1) / GEMM_CO_TILE
-          * GEMM_CO_TILE;
-      g_autofree gfloat *packed = pack_direct (p, GEMM_CO_TILE, cout_padded);
-
-      conv->gbuf = ncl_buffer_from_host (conv->ctx, packed,
-          (gsize) cout_padded * kdim, error);
-      if (conv->gbuf == NULL)
-        return FALSE;
-    }
-    am = conv->gbuf;
+    am = packed_on_demand (conv->ctx, p, GEMM_CO_TILE, &conv->gbuf, error);
+    if (am == NULL)
+      return FALSE;
   }
 
   if (plain) {
@@ -770,18 +780,9 @@ forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
   gboolean ok;
 
   if (conv->variant != CONV_CHVEC) {
-    if (conv->cbuf == NULL) {
-      gint cout_padded = (p->cout + CHVEC_CO_TILE - 1) / CHVEC_CO_TILE
-          * CHVEC_CO_TILE;
-      g_autofree gfloat *packed = pack_direct (p, CHVEC_CO_TILE,
-          cout_padded);
-
-      conv->cbuf = ncl_buffer_from_host (conv->ctx, packed,
-          (gsize) cout_padded * p->cin * p->kh * p->kw, error);
-      if (conv->cbuf == NULL)
-        return FALSE;
-    }
-    wm = conv->cbuf;
+    wm = packed_on_demand (conv->ctx, p, CHVEC_CO_TILE, &conv->cbuf, error);
+    if (wm == NULL)
+      return FALSE;
   }
   if (p->pad.top || p->pad.bottom || p->pad.left || p->pad.right) {
     if (!conv_pad (conv, in, error))
@@ -811,14 +812,15 @@ forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
 }
 
 static gboolean conv_forward (NclConv * conv, const NclTensor * in,
-    const NclTensor * res, NclActivation res_act, gfloat res_alpha,
+    const NclTensor * res, NclActivation act, gfloat alpha,
     NclTensor * out, GError ** error);
 
 gboolean
 ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
     GError ** error)
 {
-  return conv_forward (conv, in, NULL, NCL_ACT_NONE, 0.0f, out, error);
+  return conv_forward (conv, in, NULL, conv->p.act, conv->p.alpha, out,
+      error);
 }
 
 gboolean
@@ -835,14 +837,14 @@ ncl_conv_forward_residual (NclConv * conv, const NclTensor * in,
   return conv_forward (conv, in, res, act, alpha, out, error);
 }
 
+/* out = act (conv (in) [+ res]); without @res, @act is the layer's own. */
 static gboolean
 conv_forward (NclConv * conv, const NclTensor * in, const NclTensor * res,
-    NclActivation res_act, gfloat res_alpha, NclTensor * out,
-    GError ** error)
+    NclActivation act, gfloat alpha, NclTensor * out, GError ** error)
 {
   const NclConvParams *p = &conv->p;
   const NclTensor *src = in;
-  gint oh, ow, h, w, n, act = p->act, dil = MAX (p->dilation, 1);
+  gint oh, ow, h, w, n, iact = act, dil = MAX (p->dilation, 1);
   gsize global[3];
   cl_kernel k;
   gboolean ok;
@@ -886,16 +888,13 @@ conv_forward (NclConv * conv, const NclTensor * in, const NclTensor * res,
       && gemm_preferred (p, v, in->n, ow))
     v = CONV_GEMM;
   conv->used = v;
-  if (v == CONV_CHVEC) {
-    return res != NULL ?
-        forward_chvec (conv, in, res, res_act, res_alpha, out, error) :
-        forward_chvec (conv, in, NULL, p->act, p->alpha, out, error);
-  }
+  if (v == CONV_CHVEC)
+    return forward_chvec (conv, in, res, act, alpha, out, error);
   if (res != NULL) {
-    /* the other kernels: the conv, then the add in place */
-    return conv_forward (conv, in, NULL, NCL_ACT_NONE, 0.0f, out, error)
-        && ncl_add_forward (conv->ctx, out, res, res_act, res_alpha, out,
-        error);
+    /* the other kernels: the conv (no activation of its own), then the
+     * add in place */
+    return ncl_conv_forward (conv, in, out, error)
+        && ncl_add_forward (conv->ctx, out, res, act, alpha, out, error);
   }
   if (v == CONV_DEPTHWISE)
     return forward_depthwise (conv, in, out, error);
@@ -930,7 +929,7 @@ conv_forward (NclConv * conv, const NclTensor * in, const NclTensor * res,
         sizeof (gint), &oh, sizeof (gint), &ow, sizeof (gint), &p->kh,
         sizeof (gint), &p->kw, sizeof (gint), &p->stride_h, sizeof (gint),
         &p->stride_w, sizeof (gint), &dil, sizeof (gint), &p->groups,
-        sizeof (gint), &act, sizeof (gfloat), &p->alpha, 0)
+        sizeof (gint), &iact, sizeof (gfloat), &alpha, 0)
         && ncl_context_run (conv->ctx, k, 3, global, NULL, error);
     ncl_context_unlock (conv->ctx);
     return ok;
@@ -951,8 +950,8 @@ conv_forward (NclConv * conv, const NclTensor * in, const NclTensor * res,
         sizeof (cl_mem), &conv->wbuf, sizeof (cl_mem), &conv->bbuf,
         sizeof (cl_mem), &out->buf, sizeof (gint), &n, sizeof (gint),
         &p->cin, sizeof (gint), &h, sizeof (gint), &w, sizeof (gint),
-        &p->cout, sizeof (gint), &oh, sizeof (gint), &ow, sizeof (gint), &act,
-        sizeof (gfloat), &p->alpha, 0)
+        &p->cout, sizeof (gint), &oh, sizeof (gint), &ow, sizeof (gint), &iact,
+        sizeof (gfloat), &alpha, 0)
         && ncl_context_run (conv->ctx, k, 1, global, local1, error);
     ncl_context_unlock (conv->ctx);
     return ok;
@@ -971,8 +970,8 @@ conv_forward (NclConv * conv, const NclTensor * in, const NclTensor * res,
       sizeof (cl_mem), &out->buf, sizeof (gint), &n, sizeof (gint), &p->cin,
       sizeof (gint), &h, sizeof (gint), &w, sizeof (gint), &p->cout,
       sizeof (gint), &oh, sizeof (gint), &ow, sizeof (gint), &p->kh,
-      sizeof (gint), &p->stride_h, sizeof (gint), &act, sizeof (gfloat),
-      &p->alpha, 0)
+      sizeof (gint), &p->stride_h, sizeof (gint), &iact, sizeof (gfloat),
+      &alpha, 0)
       && ncl_context_run (conv->ctx, k, 3, global, NULL, error);
   ncl_context_unlock (conv->ctx);
   return ok;
