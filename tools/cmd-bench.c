@@ -216,16 +216,9 @@ bench_size (NclModel * model, NclContext * ctx, gint width, gint height,
 }
 
 static void
-print_json (NclModel * model, NclContext * ctx, const BenchResult * r)
+json_add_common (JsonBuilder * b, NclContext * ctx, const gchar * workload,
+    const gchar * model)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  g_autoptr (JsonNode) root = NULL;
-  g_autofree gchar *res = g_strdup_printf ("%dx%d", r->height, r->width);
-  g_autofree gchar *net = g_strdup_printf ("johnson%s", res);
-  g_autofree gchar *line = NULL;
-
-  json_builder_begin_object (b);
   json_builder_set_member_name (b, "peer");
   json_builder_add_string_value (b, "neuralcl " VERSION);
   json_builder_set_member_name (b, "device");
@@ -233,44 +226,51 @@ print_json (NclModel * model, NclContext * ctx, const BenchResult * r)
   json_builder_set_member_name (b, "threads");
   json_builder_add_int_value (b, g_get_num_processors ());
   json_builder_set_member_name (b, "workload");
-  json_builder_add_string_value (b, "style");
+  json_builder_add_string_value (b, workload);
   json_builder_set_member_name (b, "model");
-  json_builder_add_string_value (b, ncl_model_get_name (model));
-  json_builder_set_member_name (b, "architecture");
-  json_builder_add_string_value (b, ncl_model_get_architecture (model));
-  json_builder_set_member_name (b, "net");
-  json_builder_add_string_value (b, net);
-  json_builder_set_member_name (b, "res");
-  json_builder_add_string_value (b, res);
-  json_builder_set_member_name (b, "width");
-  json_builder_add_int_value (b, r->width);
-  json_builder_set_member_name (b, "height");
-  json_builder_add_int_value (b, r->height);
-  json_builder_set_member_name (b, "batch");
-  json_builder_add_int_value (b, 1);
-  json_builder_set_member_name (b, "median_ms");
-  json_builder_add_double_value (b, r->median_s * 1e3);
-  json_builder_set_member_name (b, "min_ms");
-  json_builder_add_double_value (b, r->min_s * 1e3);
-  json_builder_set_member_name (b, "max_ms");
-  json_builder_add_double_value (b, r->max_s * 1e3);
-  json_builder_set_member_name (b, "runs");
-  json_builder_add_int_value (b, r->runs);
-  json_builder_set_member_name (b, "throughput");
-  json_builder_add_double_value (b, 1.0 / r->median_s);
-  json_builder_set_member_name (b, "unit");
-  json_builder_add_string_value (b, "frames/s");
-  json_builder_set_member_name (b, "gmacs");
-  json_builder_add_double_value (b, r->macs / 1e9);
-  json_builder_set_member_name (b, "gflops_per_s");
-  json_builder_add_double_value (b, 2.0 * r->macs / r->median_s / 1e9);
-  json_builder_end_object (b);
+  json_builder_add_string_value (b, model);
+}
 
-  root = json_builder_get_root (b);
+static void
+json_print (JsonBuilder * b)
+{
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  g_autofree gchar *line = NULL;
+
   json_generator_set_root (gen, root);
   line = json_generator_to_data (gen, NULL);
   printf ("%s\n", line);
   fflush (stdout);
+}
+
+static void
+print_json (NclModel * model, NclContext * ctx, const BenchResult * r)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autofree gchar *res = g_strdup_printf ("%dx%d", r->height, r->width);
+  g_autofree gchar *net = g_strdup_printf ("johnson%s", res);
+
+  json_builder_begin_object (b);
+  json_add_common (b, ctx, "style", ncl_model_get_name (model));
+  ncl_cli_json_add_string (b, "architecture",
+      ncl_model_get_architecture (model));
+  ncl_cli_json_add_string (b, "net", net);
+  ncl_cli_json_add_string (b, "res", res);
+  ncl_cli_json_add_int (b, "width", r->width);
+  ncl_cli_json_add_int (b, "height", r->height);
+  ncl_cli_json_add_int (b, "batch", 1);
+  ncl_cli_json_add_double (b, "median_ms", r->median_s * 1e3);
+  ncl_cli_json_add_double (b, "min_ms", r->min_s * 1e3);
+  ncl_cli_json_add_double (b, "max_ms", r->max_s * 1e3);
+  ncl_cli_json_add_int (b, "runs", r->runs);
+  ncl_cli_json_add_double (b, "throughput", 1.0 / r->median_s);
+  ncl_cli_json_add_string (b, "unit", "frames/s");
+  ncl_cli_json_add_double (b, "gmacs", r->macs / 1e9);
+  ncl_cli_json_add_double (b, "gflops_per_s",
+      2.0 * r->macs / r->median_s / 1e9);
+  json_builder_end_object (b);
+  json_print (b);
 }
 
 /* ---- faces ------------------------------------------------------------- */
@@ -654,56 +654,6 @@ bench_frame (NclContext * ctx, const NclImage * img,
   return TRUE;
 }
 
-static void
-json_add_common (JsonBuilder * b, NclContext * ctx, const gchar * workload,
-    const gchar * model)
-{
-  json_builder_set_member_name (b, "peer");
-  json_builder_add_string_value (b, "neuralcl " VERSION);
-  json_builder_set_member_name (b, "device");
-  json_builder_add_string_value (b, ncl_context_get_device_name (ctx));
-  json_builder_set_member_name (b, "threads");
-  json_builder_add_int_value (b, g_get_num_processors ());
-  json_builder_set_member_name (b, "workload");
-  json_builder_add_string_value (b, workload);
-  json_builder_set_member_name (b, "model");
-  json_builder_add_string_value (b, model);
-}
-
-static void
-json_print (JsonBuilder * b)
-{
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  g_autoptr (JsonNode) root = json_builder_get_root (b);
-  g_autofree gchar *line = NULL;
-
-  json_generator_set_root (gen, root);
-  line = json_generator_to_data (gen, NULL);
-  printf ("%s\n", line);
-  fflush (stdout);
-}
-
-static void
-json_add_double (JsonBuilder * b, const gchar * name, gdouble v)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_double_value (b, v);
-}
-
-static void
-json_add_int (JsonBuilder * b, const gchar * name, gint64 v)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_int_value (b, v);
-}
-
-static void
-json_add_string (JsonBuilder * b, const gchar * name, const gchar * v)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_string_value (b, v);
-}
-
 /* In the shape of run_ort.sh's face-embed lines. */
 static void
 print_descriptor_json (NclContext * ctx, const DescriptorResult * r)
@@ -712,17 +662,17 @@ print_descriptor_json (NclContext * ctx, const DescriptorResult * r)
 
   json_builder_begin_object (b);
   json_add_common (b, ctx, "face-embed", NCL_FACE_MODEL_RECOGNITION);
-  json_add_string (b, "net", "facerec150");
-  json_add_string (b, "res", "150x150");
-  json_add_int (b, "batch", r->batch);
-  json_add_double (b, "median_ms", r->median_s * 1e3);
-  json_add_double (b, "min_ms", r->min_s * 1e3);
-  json_add_double (b, "max_ms", r->max_s * 1e3);
-  json_add_int (b, "runs", r->runs);
-  json_add_double (b, "throughput", r->batch / r->median_s);
-  json_add_string (b, "unit", "desc/s");
-  json_add_double (b, "gmacs", r->macs / 1e9);
-  json_add_double (b, "gflops_per_s", 2.0 * r->macs / r->median_s / 1e9);
+  ncl_cli_json_add_string (b, "net", "facerec150");
+  ncl_cli_json_add_string (b, "res", "150x150");
+  ncl_cli_json_add_int (b, "batch", r->batch);
+  ncl_cli_json_add_double (b, "median_ms", r->median_s * 1e3);
+  ncl_cli_json_add_double (b, "min_ms", r->min_s * 1e3);
+  ncl_cli_json_add_double (b, "max_ms", r->max_s * 1e3);
+  ncl_cli_json_add_int (b, "runs", r->runs);
+  ncl_cli_json_add_double (b, "throughput", r->batch / r->median_s);
+  ncl_cli_json_add_string (b, "unit", "desc/s");
+  ncl_cli_json_add_double (b, "gmacs", r->macs / 1e9);
+  ncl_cli_json_add_double (b, "gflops_per_s", 2.0 * r->macs / r->median_s / 1e9);
   json_builder_end_object (b);
   json_print (b);
 }
@@ -739,25 +689,25 @@ print_frame_json (NclContext * ctx, const FrameResult * r)
 
     json_builder_begin_object (b);
     json_add_common (b, ctx, "face-frame", r->detector);
-    json_add_string (b, "path", path == 0 ? "all-faces" : "detect-only");
-    json_add_string (b, "image", r->image);
-    json_add_string (b, "res", res);
-    json_add_int (b, "width", r->width);
-    json_add_int (b, "height", r->height);
-    json_add_int (b, "faces", r->faces);
-    json_add_double (b, "median_ms", med * 1e3);
-    json_add_double (b, "min_ms", (path == 0 ? r->full_min_s :
+    ncl_cli_json_add_string (b, "path", path == 0 ? "all-faces" : "detect-only");
+    ncl_cli_json_add_string (b, "image", r->image);
+    ncl_cli_json_add_string (b, "res", res);
+    ncl_cli_json_add_int (b, "width", r->width);
+    ncl_cli_json_add_int (b, "height", r->height);
+    ncl_cli_json_add_int (b, "faces", r->faces);
+    ncl_cli_json_add_double (b, "median_ms", med * 1e3);
+    ncl_cli_json_add_double (b, "min_ms", (path == 0 ? r->full_min_s :
             r->detect_min_s) * 1e3);
-    json_add_double (b, "max_ms", (path == 0 ? r->full_max_s :
+    ncl_cli_json_add_double (b, "max_ms", (path == 0 ? r->full_max_s :
             r->detect_max_s) * 1e3);
-    json_add_int (b, "runs", r->runs);
-    json_add_double (b, "throughput", 1.0 / med);
-    json_add_string (b, "unit", "frames/s");
+    ncl_cli_json_add_int (b, "runs", r->runs);
+    ncl_cli_json_add_double (b, "throughput", 1.0 / med);
+    ncl_cli_json_add_string (b, "unit", "frames/s");
     if (path == 0) {
       for (gint k = 0; k < N_STAGES; k++) {
         g_autofree gchar *key = g_strdup_printf ("%s_ms", stage_names[k]);
 
-        json_add_double (b, key, r->stage_s[k] * 1e3);
+        ncl_cli_json_add_double (b, key, r->stage_s[k] * 1e3);
       }
     }
     json_builder_end_object (b);
@@ -861,6 +811,17 @@ bench_faces (const gchar * name, NclContext * ctx, gchar ** images,
   return NCL_CLI_EXIT_OK;
 }
 
+/* The "machine:" and "device:" lines every report starts with. */
+static void
+print_machine (FILE * out, NclContext * ctx)
+{
+  g_autofree gchar *machine = ncl_cli_describe_machine ();
+
+  fprintf (out, "machine: %s\n", machine);
+  fprintf (out, "device: %s (%s)\n", ncl_context_get_device_name (ctx),
+      ncl_context_get_platform_name (ctx));
+}
+
 gint
 ncl_cli_bench (gint argc, gchar ** argv)
 {
@@ -918,7 +879,6 @@ ncl_cli_bench (gint argc, gchar ** argv)
   g_autoptr (NclModel) model = NULL;
   g_autoptr (NclContext) ctx = NULL;
   g_autofree gchar *path = NULL;
-  g_autofree gchar *machine = NULL;
   g_auto (GStrv) size_list = NULL;
   g_autofree gint *widths = NULL;
   g_autofree gint *heights = NULL;
@@ -962,10 +922,7 @@ ncl_cli_bench (gint argc, gchar ** argv)
     if (ctx == NULL)
       return ncl_cli_fail_error (error);
     out = json ? stderr : stdout;
-    machine = ncl_cli_describe_machine ();
-    fprintf (out, "machine: %s\n", machine);
-    fprintf (out, "device: %s (%s)\n", ncl_context_get_device_name (ctx),
-        ncl_context_get_platform_name (ctx));
+    print_machine (out, ctx);
     return bench_faces (name, ctx, images, sizes, batches, detectors, runs,
         warmup, min_time, layers, no_layers, no_frames, json, out);
   }
@@ -997,10 +954,7 @@ ncl_cli_bench (gint argc, gchar ** argv)
     return ncl_cli_fail_error (error);
 
   out = json ? stderr : stdout;
-  machine = ncl_cli_describe_machine ();
-  fprintf (out, "machine: %s\n", machine);
-  fprintf (out, "device: %s (%s)\n", ncl_context_get_device_name (ctx),
-      ncl_context_get_platform_name (ctx));
+  print_machine (out, ctx);
   fprintf (out, "model: %s (%s, %s), %d warm-up + %d timed run%s per size\n",
       ncl_model_get_name (model), ncl_model_get_architecture (model), path,
       warmup, runs, runs == 1 ? "" : "s");

@@ -138,33 +138,6 @@ print_json (JsonBuilder * b)
 }
 
 static void
-add_double (JsonBuilder * b, const gchar * name, gdouble v)
-{
-  json_builder_set_member_name (b, name);
-  if (isfinite (v))
-    json_builder_add_double_value (b, v);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
-add_int (JsonBuilder * b, const gchar * name, gint64 v)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_int_value (b, v);
-}
-
-static void
-add_string (JsonBuilder * b, const gchar * name, const gchar * v)
-{
-  json_builder_set_member_name (b, name);
-  if (v != NULL)
-    json_builder_add_string_value (b, v);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
 add_box (JsonBuilder * b, const NclBox * box)
 {
   json_builder_set_member_name (b, "box");
@@ -486,9 +459,9 @@ faces_detect (gint argc, gchar ** argv)
     }
     b = json_builder_new ();
     json_builder_begin_object (b);
-    add_string (b, "file", argv[i]);
-    add_int (b, "width", width);
-    add_int (b, "height", height);
+    ncl_cli_json_add_string (b, "file", argv[i]);
+    ncl_cli_json_add_int (b, "width", width);
+    ncl_cli_json_add_int (b, "height", height);
     json_builder_set_member_name (b, "faces");
     json_builder_begin_array (b);
     for (guint f = 0; f < faces->len; f++) {
@@ -496,7 +469,7 @@ faces_detect (gint argc, gchar ** argv)
 
       json_builder_begin_object (b);
       add_box (b, &face->box);
-      add_double (b, "score", face->score);
+      ncl_cli_json_add_double (b, "score", face->score);
       if (landmarks && face->has_landmarks) {
         json_builder_set_member_name (b, "landmarks");
         json_builder_begin_array (b);
@@ -564,7 +537,7 @@ faces_embed (gint argc, gchar ** argv)
     }
     b = json_builder_new ();
     json_builder_begin_object (b);
-    add_string (b, "file", argv[i]);
+    ncl_cli_json_add_string (b, "file", argv[i]);
     if (all) {
       json_builder_set_member_name (b, "faces");
       json_builder_begin_array (b);
@@ -573,7 +546,7 @@ faces_embed (gint argc, gchar ** argv)
 
         json_builder_begin_object (b);
         add_box (b, &face->box);
-        add_double (b, "score", face->score);
+        ncl_cli_json_add_double (b, "score", face->score);
         add_descriptor (b, face->descriptor);
         json_builder_end_object (b);
       }
@@ -588,9 +561,9 @@ faces_embed (gint argc, gchar ** argv)
         continue;
       }
       face = &g_array_index (faces, NclFace, main_face);
-      add_int (b, "n_faces", faces->len);
+      ncl_cli_json_add_int (b, "n_faces", faces->len);
       add_box (b, &face->box);
-      add_double (b, "score", face->score);
+      ncl_cli_json_add_double (b, "score", face->score);
       add_descriptor (b, face->descriptor);
     }
     json_builder_end_object (b);
@@ -615,7 +588,8 @@ faces_verify (gint argc, gchar ** argv)
   };
   GOptionContext *octx = g_option_context_new ("IMAGE_A IMAGE_B");
   gfloat desc[2][NCL_FACE_DESCRIPTOR_LEN];
-  gdouble distance, threshold;
+  g_autoptr (NclVerifier) head = NULL;
+  gdouble distance, threshold, probability = 0.0;
   gboolean same;
 
   g_option_context_set_summary (octx,
@@ -644,47 +618,35 @@ faces_verify (gint argc, gchar ** argv)
   /* verifier: classifier decides with the learned head instead */
   {
     g_autoptr (GError) error = NULL;
-    g_autoptr (NclVerifier) head = ncl_verifier_from_config (&r.config,
-        &error);
 
+    head = ncl_verifier_from_config (&r.config, &error);
     if (error != NULL)
       return ncl_cli_fail_error (error);
-    if (head != NULL) {
-      gdouble p = ncl_verifier_probability (head, desc[0], desc[1]);
-
-      same = p > 0.5;
-      if (json) {
-        g_autoptr (JsonBuilder) b = json_builder_new ();
-
-        json_builder_begin_object (b);
-        add_string (b, "file_a", argv[1]);
-        add_string (b, "file_b", argv[2]);
-        add_double (b, "distance", distance);
-        add_string (b, "verifier", "classifier");
-        add_double (b, "probability", p);
-        json_builder_set_member_name (b, "same");
-        json_builder_add_boolean_value (b, same);
-        json_builder_end_object (b);
-        print_json (b);
-      } else {
-        printf ("distance %.4f, p(same) %.4f: %s (classifier)\n", distance,
-            p, same ? "same person" : "different people");
-      }
-      return NCL_CLI_EXIT_OK;
-    }
+  }
+  if (head != NULL) {
+    probability = ncl_verifier_probability (head, desc[0], desc[1]);
+    same = probability > 0.5;
   }
   if (json) {
     g_autoptr (JsonBuilder) b = json_builder_new ();
 
     json_builder_begin_object (b);
-    add_string (b, "file_a", argv[1]);
-    add_string (b, "file_b", argv[2]);
-    add_double (b, "distance", distance);
-    add_double (b, "threshold", threshold);
+    ncl_cli_json_add_string (b, "file_a", argv[1]);
+    ncl_cli_json_add_string (b, "file_b", argv[2]);
+    ncl_cli_json_add_double (b, "distance", distance);
+    if (head != NULL) {
+      ncl_cli_json_add_string (b, "verifier", "classifier");
+      ncl_cli_json_add_double (b, "probability", probability);
+    } else {
+      ncl_cli_json_add_double (b, "threshold", threshold);
+    }
     json_builder_set_member_name (b, "same");
     json_builder_add_boolean_value (b, same);
     json_builder_end_object (b);
     print_json (b);
+  } else if (head != NULL) {
+    printf ("distance %.4f, p(same) %.4f: %s (classifier)\n", distance,
+        probability, same ? "same person" : "different people");
   } else {
     printf ("distance %.4f: %s (threshold %g)\n", distance,
         same ? "same person" : "different people", threshold);
@@ -720,8 +682,8 @@ add_identify_face (JsonBuilder * b, const NclBox * box,
 {
   json_builder_begin_object (b);
   add_box (b, box);
-  add_string (b, "identity", identity);
-  add_double (b, "distance", distance);
+  ncl_cli_json_add_string (b, "identity", identity);
+  ncl_cli_json_add_double (b, "distance", distance);
   json_builder_set_member_name (b, "track");
   if (track >= 0)
     json_builder_add_int_value (b, track);
@@ -741,8 +703,8 @@ identify_image (FaceRun * r, NclGallery * gallery, const gchar * path,
     return FALSE;
 
   json_builder_begin_object (b);
-  add_string (b, "file", path);
-  add_int (b, "frame", 0);
+  ncl_cli_json_add_string (b, "file", path);
+  ncl_cli_json_add_int (b, "frame", 0);
   json_builder_set_member_name (b, "pts");
   json_builder_add_null_value (b);
   json_builder_set_member_name (b, "faces");
@@ -922,8 +884,8 @@ print_frame (VideoRun * run, const GstStructure * s)
 
   get_number (s, "frame", &frame);
   json_builder_begin_object (b);
-  add_string (b, "file", run->file);
-  add_int (b, "frame", (gint64) frame);
+  ncl_cli_json_add_string (b, "file", run->file);
+  ncl_cli_json_add_int (b, "frame", (gint64) frame);
   json_builder_set_member_name (b, "pts");
   if (gst_structure_get_clock_time (s, "timestamp", &pts)
       && GST_CLOCK_TIME_IS_VALID (pts))
@@ -1223,12 +1185,12 @@ add_no_face_files (JsonBuilder * b, GHashTable * cache)
 static void
 add_settings (JsonBuilder * b, const FaceRun * r)
 {
-  add_string (b, "detector",
+  ncl_cli_json_add_string (b, "detector",
       ncl_face_detector_to_string (r->config.face.detector));
-  add_int (b, "detector_size", r->config.face.detector_size);
-  add_string (b, "align", ncl_face_align_to_string (r->config.face.align));
-  add_double (b, "border", r->config.face.border);
-  add_string (b, "device", r->ctx != NULL ?
+  ncl_cli_json_add_int (b, "detector_size", r->config.face.detector_size);
+  ncl_cli_json_add_string (b, "align", ncl_face_align_to_string (r->config.face.align));
+  ncl_cli_json_add_double (b, "border", r->config.face.border);
+  ncl_cli_json_add_string (b, "device", r->ctx != NULL ?
       ncl_context_get_device_name (r->ctx) : NULL);
 }
 
@@ -1350,31 +1312,31 @@ faces_eval (gint argc, gchar ** argv)
     g_autoptr (JsonBuilder) b = json_builder_new ();
 
     json_builder_begin_object (b);
-    add_string (b, "pairs_file", pairs_path);
-    add_int (b, "pairs", pairs->len);
-    add_int (b, "same", sum.n_same);
-    add_int (b, "different", sum.n_different);
-    add_int (b, "failed", failed);
-    add_int (b, "images", g_hash_table_size (cache));
-    add_int (b, "no_face", no_face);
+    ncl_cli_json_add_string (b, "pairs_file", pairs_path);
+    ncl_cli_json_add_int (b, "pairs", pairs->len);
+    ncl_cli_json_add_int (b, "same", sum.n_same);
+    ncl_cli_json_add_int (b, "different", sum.n_different);
+    ncl_cli_json_add_int (b, "failed", failed);
+    ncl_cli_json_add_int (b, "images", g_hash_table_size (cache));
+    ncl_cli_json_add_int (b, "no_face", no_face);
     add_no_face_files (b, cache);
-    add_double (b, "threshold", threshold);
-    add_double (b, "accuracy", accuracy);
-    add_double (b, "far", face_eval_far (scores, n_scored, threshold));
-    add_double (b, "frr", face_eval_frr (scores, n_scored, threshold));
-    add_double (b, "best_accuracy", (gdouble) sum.best_correct / pairs->len);
-    add_double (b, "best_threshold", sum.best_threshold);
-    add_double (b, "auc", sum.auc);
-    add_double (b, "eer", sum.eer);
-    add_double (b, "eer_threshold", sum.eer_threshold);
+    ncl_cli_json_add_double (b, "threshold", threshold);
+    ncl_cli_json_add_double (b, "accuracy", accuracy);
+    ncl_cli_json_add_double (b, "far", face_eval_far (scores, n_scored, threshold));
+    ncl_cli_json_add_double (b, "frr", face_eval_frr (scores, n_scored, threshold));
+    ncl_cli_json_add_double (b, "best_accuracy", (gdouble) sum.best_correct / pairs->len);
+    ncl_cli_json_add_double (b, "best_threshold", sum.best_threshold);
+    ncl_cli_json_add_double (b, "auc", sum.auc);
+    ncl_cli_json_add_double (b, "eer", sum.eer);
+    ncl_cli_json_add_double (b, "eer_threshold", sum.eer_threshold);
     if (far_target >= 0) {
-      add_double (b, "far_target", far_target);
-      add_double (b, "far_threshold", far_threshold);
-      add_double (b, "frr_at_far_threshold", face_eval_frr (scores,
+      ncl_cli_json_add_double (b, "far_target", far_target);
+      ncl_cli_json_add_double (b, "far_threshold", far_threshold);
+      ncl_cli_json_add_double (b, "frr_at_far_threshold", face_eval_frr (scores,
               n_scored, far_threshold));
     }
     add_settings (b, &r);
-    add_double (b, "seconds", (g_get_monotonic_time () - start) / 1e6);
+    ncl_cli_json_add_double (b, "seconds", (g_get_monotonic_time () - start) / 1e6);
     json_builder_end_object (b);
     print_json (b);
   } else {
@@ -1511,20 +1473,20 @@ faces_eval_identify (gint argc, gchar ** argv)
     g_autoptr (JsonBuilder) b = json_builder_new ();
 
     json_builder_begin_object (b);
-    add_string (b, "labels_file", labels_path);
-    add_int (b, "identities", n_identities);
-    add_int (b, "identities_without_face", no_photo);
-    add_int (b, "probes", n_probes);
-    add_int (b, "probes_without_face", probe_no_face);
+    ncl_cli_json_add_string (b, "labels_file", labels_path);
+    ncl_cli_json_add_int (b, "identities", n_identities);
+    ncl_cli_json_add_int (b, "identities_without_face", no_photo);
+    ncl_cli_json_add_int (b, "probes", n_probes);
+    ncl_cli_json_add_int (b, "probes_without_face", probe_no_face);
     add_no_face_files (b, cache);
-    add_double (b, "threshold", ncl_gallery_get_threshold (gallery));
-    add_double (b, "margin", ncl_gallery_get_margin (gallery));
-    add_double (b, "top1", (gdouble) top1 / n_probes);
-    add_double (b, "accepted_correct", (gdouble) accepted_right / n_probes);
-    add_double (b, "accepted_wrong", (gdouble) accepted_wrong / n_probes);
-    add_double (b, "rejected", (gdouble) rejected / n_probes);
+    ncl_cli_json_add_double (b, "threshold", ncl_gallery_get_threshold (gallery));
+    ncl_cli_json_add_double (b, "margin", ncl_gallery_get_margin (gallery));
+    ncl_cli_json_add_double (b, "top1", (gdouble) top1 / n_probes);
+    ncl_cli_json_add_double (b, "accepted_correct", (gdouble) accepted_right / n_probes);
+    ncl_cli_json_add_double (b, "accepted_wrong", (gdouble) accepted_wrong / n_probes);
+    ncl_cli_json_add_double (b, "rejected", (gdouble) rejected / n_probes);
     add_settings (b, &r);
-    add_double (b, "seconds", (g_get_monotonic_time () - start) / 1e6);
+    ncl_cli_json_add_double (b, "seconds", (g_get_monotonic_time () - start) / 1e6);
     json_builder_end_object (b);
     print_json (b);
   } else {

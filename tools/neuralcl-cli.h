@@ -7,6 +7,7 @@
 #pragma once
 
 #include <neuralcl/neuralcl.h>
+#include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
 
@@ -61,6 +62,14 @@ gboolean ncl_cli_parse_size (const gchar * s, gint * width, gint * height,
 /* "2 x Intel(R) Xeon(R) ... (nproc 2)": CPU model from /proc/cpuinfo and
  * the processor count (transfer full). */
 gchar *ncl_cli_describe_machine (void);
+
+/* JSON object members: a number (null when not finite), an integer, a
+ * string (null when NULL). */
+void ncl_cli_json_add_double (JsonBuilder * b, const gchar * name,
+    gdouble v);
+void ncl_cli_json_add_int (JsonBuilder * b, const gchar * name, gint64 v);
+void ncl_cli_json_add_string (JsonBuilder * b, const gchar * name,
+    const gchar * v);
 
 /* Directory holding the running executable, or NULL (transfer full). */
 gchar *ncl_cli_get_exe_dir (void);

@@ -10,6 +10,7 @@
 #include "neuralcl-cli.h"
 
 #include <locale.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -233,6 +234,34 @@ ncl_cli_describe_machine (void)
       model != NULL && *model != '\0' ? model : "unknown CPU",
       g_get_num_processors (), g_get_os_info (G_OS_INFO_KEY_PRETTY_NAME) ?
       g_get_os_info (G_OS_INFO_KEY_PRETTY_NAME) : "unknown OS");
+}
+
+void
+ncl_cli_json_add_double (JsonBuilder * b, const gchar * name, gdouble v)
+{
+  json_builder_set_member_name (b, name);
+  if (isfinite (v))
+    json_builder_add_double_value (b, v);
+  else
+    json_builder_add_null_value (b);
+}
+
+void
+ncl_cli_json_add_int (JsonBuilder * b, const gchar * name, gint64 v)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_int_value (b, v);
+}
+
+void
+ncl_cli_json_add_string (JsonBuilder * b, const gchar * name,
+    const gchar * v)
+{
+  json_builder_set_member_name (b, name);
+  if (v != NULL)
+    json_builder_add_string_value (b, v);
+  else
+    json_builder_add_null_value (b);
 }
 
 gchar *
