@@ -62,32 +62,34 @@ gallery=$tmp/gallery.yaml
 [ -n "${NCL_BENCH_GALLERY:-}" ] && gallery=$NCL_BENCH_GALLERY
 export GST_PLUGIN_PATH=$build/gst-plugin${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
 
+# the pipeline with @1 frames at recognize-interval @2; further arguments
+# go to gst-launch-1.0 before it
+launch () {
+  local n=$1 k=$2
+  shift 2
+  gst-launch-1.0 "$@" filesrc location="$image" ! decodebin ! videoconvert ! \
+    videoscale add-borders=true ! \
+    "video/x-raw,width=$w,height=$h,pixel-aspect-ratio=1/1" ! \
+    imagefreeze num-buffers="$n" ! \
+    facerecognize detector="$detector" detector-size="$dsize" \
+    recognize-interval="$k" gallery="$gallery" ! fakesink sync=false
+}
+
 # one run of @2 frames at recognize-interval @1; prints the wall seconds
 run () {
   local t0 t1
   t0=$(date +%s.%N)
-  gst-launch-1.0 -q filesrc location="$image" ! decodebin ! videoconvert ! \
-    videoscale add-borders=true ! \
-    "video/x-raw,width=$w,height=$h,pixel-aspect-ratio=1/1" ! \
-    imagefreeze num-buffers="$2" ! \
-    facerecognize detector="$detector" detector-size="$dsize" \
-    recognize-interval="$1" \
-    gallery="$gallery" ! fakesink sync=false >"$tmp/log" 2>&1 || {
-      echo "bench-facerecognize.sh: the pipeline failed:" >&2
-      cat "$tmp/log" >&2
-      exit 1
-    }
+  launch "$2" "$1" -q >"$tmp/log" 2>&1 || {
+    echo "bench-facerecognize.sh: the pipeline failed:" >&2
+    cat "$tmp/log" >&2
+    exit 1
+  }
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l
 }
 
 # faces found in the first frame: the tracks that appear on it
-faces=$(gst-launch-1.0 -m filesrc location="$image" ! decodebin ! videoconvert ! \
-    videoscale add-borders=true ! \
-    "video/x-raw,width=$w,height=$h,pixel-aspect-ratio=1/1" ! \
-    imagefreeze num-buffers=1 ! facerecognize detector="$detector" \
-    detector-size="$dsize" gallery="$gallery" ! fakesink 2>/dev/null |
-  grep -c 'event=(string)appeared' || true)
+faces=$(launch 1 15 -m 2>/dev/null | grep -c 'event=(string)appeared' || true)
 nf="$faces faces"
 [ "$faces" = 1 ] && nf="1 face"
 label=$detector
