@@ -129,6 +129,8 @@ struct _NclConv
   NclTensor *col;               /* scratch: im2col for the GEMM */
   cl_mem cbuf;                  /* channel-vector weights when wbuf has
                                  * another layout, created on demand */
+  gchar *cv_options;            /* conv2d_chvec build options for ... */
+  gint cv_px;                   /* ... this many pixels per work-item */
 };
 
 /* ---- reference ---------------------------------------------------------- */
@@ -546,6 +548,7 @@ ncl_conv_free (NclConv * conv)
   if (conv->wbuf != NULL)
     clReleaseMemObject (conv->wbuf);
   g_free (conv->options);
+  g_free (conv->cv_options);
   g_free (conv->bias);
   g_free (conv->weight);
   if (conv->ctx != NULL)
@@ -773,7 +776,6 @@ forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
   const NclTensor *src = in;
   gint npx = in->n * out->h * out->w, has_res = res != NULL;
   gint px = chvec_px (npx);
-  g_autofree gchar *options = NULL;
   cl_mem wm = conv->wbuf, rm;
   gsize global[2], local1[2] = { 1, 1 };
   cl_kernel k;
@@ -789,9 +791,14 @@ forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
       return FALSE;
     src = conv->padded;
   }
-  options = chvec_options (p, px);
-  k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_chvec", options,
-      error);
+  /* the tile follows the map size: rebuild the options when it changes */
+  if (conv->cv_options == NULL || conv->cv_px != px) {
+    g_free (conv->cv_options);
+    conv->cv_options = chvec_options (p, px);
+    conv->cv_px = px;
+  }
+  k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_chvec",
+      conv->cv_options, error);
   if (k == NULL)
     return FALSE;
   rm = res != NULL ? res->buf : out->buf;
