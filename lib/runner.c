@@ -28,12 +28,11 @@ typedef struct
   gint src;                     /* conv: where the padded input comes from */
   gint consumers;
   gboolean conv_pads;           /* depthwise: the conv pads by itself */
-  gint res;                     /* conv: the add fused into it adds this
-                                 * node's tensor (-2: none) */
-  NclActivation res_act;        /* ... then applies this */
-  gfloat res_alpha;
-  gboolean add_fused;           /* add: done by the conv feeding it */
   NclPadding conv_pad;          /* ... with this padding */
+  gint res;                     /* conv: the add fused into it (the node
+                                 * it aliases) adds this node's tensor and
+                                 * applies the add's activation; -2: none */
+  gboolean add_fused;           /* add: done by the conv feeding it */
   gint oc, oh, ow;
   gdouble macs;
   gdouble seconds;
@@ -177,8 +176,6 @@ ncl_runner_new (NclModel * model, NclContext * ctx, GError ** error)
             && c->node->conv.act == NCL_ACT_NONE && c->alias < 0
             && c->node->conv.groups == 1 && other < ci) {
           c->res = other;
-          c->res_act = n->act;
-          c->res_alpha = n->alpha;
           c->alias = i;
           ncl_tensor_free (c->out);
           c->out = NULL;
@@ -419,10 +416,13 @@ run_node (NclRunner * r, guint i, const NclTensor * input, GError ** error)
           return FALSE;
         src = rn->scratch;
       }
-      if (rn->res != -2)
+      if (rn->res != -2) {
+        const NclNode *add = r->nodes[rn->alias].node;
+
         return ncl_conv_forward_residual (rn->conv, src,
-            node_tensor (r, input, rn->res), rn->res_act, rn->res_alpha, out,
+            node_tensor (r, input, rn->res), add->act, add->alpha, out,
             error);
+      }
       return ncl_conv_forward (rn->conv, src, out, error);
     }
     case NCL_OP_INSTANCE_NORM:
