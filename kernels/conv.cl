@@ -1,13 +1,12 @@
-/* conv.cl: 2-D convolution, NCHW float32, plus the padding it may need.
+/* conv.cl: 2-D convolution, NCHW float32.
  *
  * The generic, direct and Winograd kernels compute a VALID convolution (no
- * padding): the host pads into a scratch tensor first with conv_pad when the
+ * padding): the host pads into a scratch tensor first (pad.cl) when the
  * layer has padding.  conv2d_dw and conv_im2col pad as they read.
  * out[b][co][oy][ox] = act (bias[co] + sum_{ci,ky,kx}
  *     w[co][ci][ky][kx] * in[b][g * cin_g + ci][oy * sh + ky * dil][ox * sw + kx * dil])
  *
  * Kernels:
- *   conv_pad        zero / reflect / edge padding, one work-item per pixel.
  *   conv2d_generic  anything: groups (incl. depthwise), any kernel, stride,
  *                   dilation.  One work-item = COT output channels of one
  *                   group x 16 consecutive output pixels of one row; weights
@@ -96,29 +95,6 @@ conv_pad_index (int i, int n, int mode)
     if (m < 0)
       m += period;
     return m < n ? m : period - m;
-  }
-}
-
-/* in: (planes, h, w); out: (planes, oh, ow) with the image at (top, left). */
-__kernel void
-conv_pad (__global const float *in, __global float *out, int planes, int h,
-    int w, int oh, int ow, int top, int left, int mode)
-{
-  int ox = get_global_id (0);
-  int oy = get_global_id (1);
-  int p = get_global_id (2);
-
-  if (ox >= ow || oy >= oh || p >= planes)
-    return;
-
-  {
-    int iy = conv_pad_index (oy - top, h, mode);
-    int ix = conv_pad_index (ox - left, w, mode);
-    float v = 0.0f;
-
-    if (iy >= 0 && ix >= 0)
-      v = in[((size_t) p * h + iy) * w + ix];
-    out[((size_t) p * oh + oy) * ow + ox] = v;
   }
 }
 

@@ -570,40 +570,17 @@ ncl_conv_get_variant (const NclConv * conv)
   return variant_names[conv->used];
 }
 
-/* Pads @in into conv->padded. */
+/* Pads @in into conv->padded (pad.cl). */
 static gboolean
 conv_pad (NclConv * conv, const NclTensor * in, GError ** error)
 {
-  const NclPadding *pad = &conv->p.pad;
-  gint ph = in->h + pad->top + pad->bottom;
-  gint pw = in->w + pad->left + pad->right;
-  gint planes = in->n * in->c;
-  gint mode = pad->mode;
-  gsize global[3] = { pw, ph, planes };
-  cl_kernel k;
-  gboolean ok;
-
   if (conv->padded == NULL) {
-    conv->padded = ncl_tensor_new (conv->ctx, in->n, in->c, ph, pw, error);
+    conv->padded = ncl_tensor_new (conv->ctx, 1, 1, 1, 1, error);
     if (conv->padded == NULL)
       return FALSE;
-  } else if (!ncl_tensor_reshape (conv->padded, in->n, in->c, ph, pw, error)) {
-    return FALSE;
   }
-
-  k = ncl_context_get_kernel (conv->ctx, "conv", "conv_pad", NULL, error);
-  if (k == NULL)
-    return FALSE;
-
-  ncl_context_lock (conv->ctx);
-  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
-      sizeof (cl_mem), &conv->padded->buf, sizeof (gint), &planes,
-      sizeof (gint), &in->h, sizeof (gint), &in->w, sizeof (gint), &ph,
-      sizeof (gint), &pw, sizeof (gint), &pad->top, sizeof (gint), &pad->left,
-      sizeof (gint), &mode, 0)
-      && ncl_context_run (conv->ctx, k, 3, global, NULL, error);
-  ncl_context_unlock (conv->ctx);
-  return ok;
+  return ncl_pad_forward (conv->ctx, in, 1, &conv->p.pad, conv->padded,
+      error);
 }
 
 /* Whether a groups-1 layer on @variant producing @ow columns runs faster

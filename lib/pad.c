@@ -49,7 +49,10 @@ ncl_pad_forward (NclContext * ctx, const NclTensor * in, gint scale,
   gint ow = in->w * scale + pad->left + pad->right;
   gint planes = in->n * in->c;
   gint mode = pad->mode;
-  gsize global[3];
+  /* the rows of all planes in 64 work-items (fewer on tiny tensors) */
+  gint total = MAX (planes * oh, 1);
+  gint rows = MAX ((total + 63) / 64, 1);
+  gsize global[1], local[1] = { 1 };
   cl_kernel k;
   gboolean ok;
 
@@ -70,16 +73,15 @@ ncl_pad_forward (NclContext * ctx, const NclTensor * in, gint scale,
   if (k == NULL)
     return FALSE;
 
-  global[0] = (ow + 15) / 16;
-  global[1] = oh;
-  global[2] = planes;
+  global[0] = (total + rows - 1) / rows;
   ncl_context_lock (ctx);
   ok = ncl_kernel_set_args (k, error,
       sizeof (cl_mem), &in->buf, sizeof (cl_mem), &out->buf,
       sizeof (gint), &planes, sizeof (gint), &in->h, sizeof (gint), &in->w,
       sizeof (gint), &oh, sizeof (gint), &ow, sizeof (gint), &pad->top,
       sizeof (gint), &pad->left, sizeof (gint), &scale, sizeof (gint), &mode,
-      0) && ncl_context_run (ctx, k, 3, global, NULL, error);
+      sizeof (gint), &rows, 0)
+      && ncl_context_run (ctx, k, 1, global, local, error);
   ncl_context_unlock (ctx);
   return ok;
 }

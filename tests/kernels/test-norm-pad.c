@@ -161,6 +161,15 @@ main (void)
   check_pad (ctx, 1, 3, 7, 5, 2, 0, 0, 0, 0, NCL_PAD_ZERO);
   check_pad (ctx, 1, 3, 33, 19, 1, 0, 3, 0, 1, NCL_PAD_REFLECT);
   check_pad (ctx, 1, 2, 9, 11, 1, -1, -2, 0, -3, NCL_PAD_ZERO);
+  /* rows wide enough for the 16-float interior copy, rows of several
+   * planes per work-item (more rows than work-items), crops and upsampling
+   * on wide rows */
+  check_pad (ctx, 2, 32, 35, 35, 1, 1, 1, 1, 1, NCL_PAD_ZERO);
+  check_pad (ctx, 1, 256, 4, 4, 1, 1, 1, 1, 1, NCL_PAD_ZERO);
+  check_pad (ctx, 1, 3, 10, 37, 1, 4, 4, 4, 4, NCL_PAD_REFLECT);
+  check_pad (ctx, 3, 5, 13, 50, 1, 2, 1, 3, 0, NCL_PAD_EDGE);
+  check_pad (ctx, 1, 2, 4, 50, 1, 0, 0, -3, -5, NCL_PAD_ZERO);
+  check_pad (ctx, 1, 2, 5, 21, 2, 1, 1, 1, 1, NCL_PAD_REFLECT);
   check_pad_channels (ctx, 1, 3, 1, 1, 0, 5);
   check_pad_channels (ctx, 2, 32, 7, 9, 0, 32);
   check_pad_channels (ctx, 1, 5, 3, 17, 2, 3);
