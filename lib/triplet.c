@@ -267,6 +267,68 @@ ncl_triplet_batch_loss (const gfloat * x, const gint * labels, gint n, gint d,
       grad, n_triplets, n_active);
 }
 
+gdouble
+ncl_cosine_softmax_loss (const gfloat * e, const gint * labels, gint n,
+    gint d, const gfloat * w, gint n_classes, gfloat scale, gfloat margin,
+    gfloat * grad_e, gfloat * grad_w)
+{
+  g_autofree gdouble *wn = g_new (gdouble, (gsize) n_classes * d);
+  g_autofree gdouble *norm = g_new (gdouble, n_classes);
+  g_autofree gdouble *gwn = g_new0 (gdouble, (gsize) n_classes * d);
+  g_autofree gdouble *z = g_new (gdouble, n_classes);
+  gdouble loss = 0;
+
+  for (gint j = 0; j < n_classes; j++) {
+    const gfloat *wj = w + (gsize) j * d;
+    gdouble s2 = 0;
+
+    for (gint k = 0; k < d; k++)
+      s2 += (gdouble) wj[k] * wj[k];
+    norm[j] = sqrt (s2 + 1e-12);
+    for (gint k = 0; k < d; k++)
+      wn[(gsize) j * d + k] = wj[k] / norm[j];
+  }
+  for (gint i = 0; i < n; i++) {
+    const gfloat *ei = e + (gsize) i * d;
+    gdouble zmax = -G_MAXDOUBLE, sum = 0, lse;
+
+    for (gint j = 0; j < n_classes; j++) {
+      gdouble c = 0;
+
+      for (gint k = 0; k < d; k++)
+        c += ei[k] * wn[(gsize) j * d + k];
+      z[j] = scale * (c - (j == labels[i] ? margin : 0));
+      zmax = MAX (zmax, z[j]);
+    }
+    for (gint j = 0; j < n_classes; j++)
+      sum += exp (z[j] - zmax);
+    lse = zmax + log (sum);
+    loss += lse - z[labels[i]];
+    if (grad_e != NULL)
+      memset (grad_e + (gsize) i * d, 0, sizeof (gfloat) * d);
+    for (gint j = 0; j < n_classes; j++) {
+      /* dL/dz_ij, then z_ij = scale <e_i, wn_j> - const */
+      gdouble dz = (exp (z[j] - lse) - (j == labels[i])) / n * scale;
+
+      for (gint k = 0; grad_e != NULL && k < d; k++)
+        grad_e[(gsize) i * d + k] += (gfloat) (dz * wn[(gsize) j * d + k]);
+      for (gint k = 0; k < d; k++)
+        gwn[(gsize) j * d + k] += dz * ei[k];
+    }
+  }
+  /* through wn = w / ||w||: dL/dw = (g - wn <wn, g>) / ||w|| */
+  for (gint j = 0; grad_w != NULL && j < n_classes; j++) {
+    gdouble dot = 0;
+
+    for (gint k = 0; k < d; k++)
+      dot += wn[(gsize) j * d + k] * gwn[(gsize) j * d + k];
+    for (gint k = 0; k < d; k++)
+      grad_w[(gsize) j * d + k] = (gfloat) ((gwn[(gsize) j * d + k] -
+              wn[(gsize) j * d + k] * dot) / norm[j]);
+  }
+  return n > 0 ? loss / n : 0.0;
+}
+
 /* ---- the template graph: shapes and initial weights ------------------------ */
 
 typedef struct
@@ -548,6 +610,8 @@ ncl_embed_train_settings_init (NclEmbedTrainSettings * s)
   s->flip = TRUE;
   s->seed = 1;
   s->checkpoint_every = 200;
+  s->softmax_scale = 16;
+  s->softmax_margin = 0.1;
 }
 
 void
@@ -841,6 +905,10 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
   g_autofree gint *per_id = NULL, *start_of = NULL, *order = NULL;
   g_autofree gint *ids = NULL, *blabels = NULL, *eligible = NULL;
   g_autofree gfloat *bx = NULL, *out = NULL, *grad = NULL;
+  g_autofree gint *bclass = NULL;
+  g_autofree gfloat *cw = NULL, *cw_g = NULL, *cw_m = NULL, *cw_v = NULL;
+  g_autofree gfloat *se = NULL, *sg = NULL, *sx = NULL;
+  gsize ncw = 0;
   NclAdamParams adam;
   NclTripletLossParams lp;
   NclEmbedTrainProgress prog = { 0 };
@@ -976,6 +1044,25 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
   bx = g_new (gfloat, nb * per);
   out = g_new (gfloat, (gsize) nb * dim);
   grad = g_new (gfloat, (gsize) nb * dim);
+  bclass = g_new (gint, nb);
+  if (s->softmax_weight > 0) {
+    /* class weights: their own random stream (the batches stay those of
+     * a run without them); not in the checkpoint, so --resume starts
+     * them afresh */
+    g_autoptr (GRand) wr = g_rand_new_with_seed ((guint32) s->seed ^
+        0x50f7u);
+
+    ncw = (gsize) data->n_identities * dim;
+    cw = g_new (gfloat, ncw);
+    cw_g = g_new (gfloat, ncw);
+    cw_m = g_new0 (gfloat, ncw);
+    cw_v = g_new0 (gfloat, ncw);
+    for (gsize k = 0; k < ncw; k++)
+      cw[k] = gauss (wr);
+    se = g_new (gfloat, (gsize) nb * dim);
+    sg = g_new (gfloat, (gsize) nb * dim);
+    sx = g_new (gfloat, (gsize) nb * dim);
+  }
   t0 = g_get_monotonic_time ();
   prog.iterations = s->iterations;
   prog.start_iteration = start;
@@ -1012,6 +1099,7 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
         }
         ncl_augment_draw (s, data->h, data->w, rand, &aug);
         blabels[b] = p;
+        bclass[b] = id;
         ncl_augment_apply (&aug, data->x + src * per, data->c, data->h,
             data->w, bx + b * per);
       }
@@ -1032,6 +1120,18 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
     prog.loss = ncl_triplet_batch_loss_full (out, blabels, nb, dim,
         it <= s->warmup ? NCL_TRIPLET_RANDOM : s->mining, &lp, rand, grad,
         &nt, &na);
+    if (cw != NULL) {
+      /* + weight x the cosine softmax, through the same normalisation */
+      ncl_l2norm_forward_ref (out, nb, dim, EMB_EPS, se);
+      prog.loss += s->softmax_weight * ncl_cosine_softmax_loss (se, bclass,
+          nb, dim, cw, data->n_identities, (gfloat) s->softmax_scale,
+          (gfloat) s->softmax_margin, sg, cw_g);
+      ncl_l2norm_backward_ref (out, sg, nb, dim, EMB_EPS, sx);
+      for (gsize k = 0; k < (gsize) nb * dim; k++)
+        grad[k] += (gfloat) s->softmax_weight * sx[k];
+      for (gsize k = 0; k < ncw; k++)
+        cw_g[k] *= (gfloat) s->softmax_weight;
+    }
     if (!isfinite (prog.loss)) {
       g_set_error (error, NCL_ERROR, NCL_ERROR_FAILED,
           "iteration %d: the loss is not finite; lower the learning rate",
@@ -1049,6 +1149,12 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
           (1 + cos (G_PI * (it - 1) / MAX (s->iterations, 1))));
     if (!ncl_train_graph_adam_step (net, &adam, it, error))
       return FALSE;
+    if (cw != NULL) {
+      NclAdamParams ca = adam;
+
+      ca.weight_decay = 0;
+      ncl_adam_step_ref (&ca, it - start, ncw, cw, cw_g, cw_m, cw_v);
+    }
 
     prog.iteration = it;
     prog.n_triplets = nt;

@@ -251,7 +251,8 @@ typedef struct
   gchar *labels, *root, *graph, *output, *mining, *input, *cache;
   gchar *detector, *device, *distance;
   gdouble margin, lr, wd, border;
-  gdouble shift, zoom, rotate, brightness, contrast, erase;
+  gdouble shift, zoom, rotate, brightness, contrast, erase, eval_shift;
+  gdouble sm_weight, sm_scale, sm_margin;
   gint p, k, iterations, seed, split_seed, test_ids, width, height;
   gint checkpoint_every, warmup;
   gboolean flip, resume, cosine, soft_margin, eval_flip;
@@ -299,7 +300,8 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
     "iterations", "learning-rate", "weight-decay", "seed", "flip",
     "input-size", "test-identities", "split-seed", "checkpoint-every",
     "detector", "border", "device", "augment", "warmup", "cosine",
-    "soft-margin", "distance", "eval-flip", NULL
+    "soft-margin", "distance", "eval-flip", "eval-shift",
+    "softmax-weight", "softmax-scale", "softmax-margin", NULL
   };
   static const gchar *const aug_keys[] = {
     "shift", "zoom", "rotate", "brightness", "contrast", "erase", NULL
@@ -342,7 +344,13 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
           error) || !ncl_yaml_get_bool (doc, root, "soft-margin",
           &o->soft_margin, error) || !ncl_yaml_get_string (doc, root,
           "distance", &o->distance, error) || !ncl_yaml_get_bool (doc, root,
-          "eval-flip", &o->eval_flip, error))
+          "eval-flip", &o->eval_flip, error) || !ncl_yaml_get_double (doc,
+          root, "eval-shift", 0, 0.5, &o->eval_shift, error) ||
+      !ncl_yaml_get_double (doc, root, "softmax-weight", 0, 100,
+          &o->sm_weight, error) || !ncl_yaml_get_double (doc, root,
+          "softmax-scale", 0, 1000, &o->sm_scale, error) ||
+      !ncl_yaml_get_double (doc, root, "softmax-margin", 0, 1,
+          &o->sm_margin, error))
     return FALSE;
   aug = ncl_yaml_mapping_lookup (root, "augment");
   if (aug != NULL) {
@@ -471,32 +479,51 @@ evaluate (const gfloat * emb, gint d, const gint * ids, const gboolean
   ev->n_diff = sum.n_different;
 }
 
-/* Test-time flips: @emb (L2-normalised) becomes the normalised mean of
- * itself and the embedding of each mirrored photo. */
+/* Test-time views: @emb (L2-normalised) becomes the normalised sum of
+ * itself and the normalised embeddings of each photo's other views: its
+ * mirror image (@flip), the photo moved by +-@shift of its width and of its
+ * height (edges repeated), and with @flip the mirror of each moved copy. */
 static gboolean
-add_mirrored (NclContext * ctx, NclModel * model, const NclEmbedDataset
-    * data, gfloat * emb, gint d, GError ** error)
+add_views (NclContext * ctx, NclModel * model, const NclEmbedDataset
+    * data, gfloat * emb, gint d, gboolean flip, gdouble shift,
+    GError ** error)
 {
   gsize per = (gsize) data->c * data->h * data->w;
-  g_autofree gfloat *mx = g_new (gfloat, per * data->n);
-  g_autofree gfloat *me = NULL;
-  NclEmbedDataset mirrored = *data;
-  gint md = 0;
+  g_autofree gfloat *vx = g_new (gfloat, per * data->n);
+  NclEmbedDataset view = *data;
+  /* (dx, dy) in fractions of the size; flipped copies after each */
+  static const gdouble moves[5][2] = {
+    {0, 0}, {1, 0}, {-1, 0}, {0, 1}, {0, -1}
+  };
 
-  for (gsize r = 0; r < (gsize) data->n * data->c * data->h; r++)
-    for (gint x = 0; x < data->w; x++)
-      mx[r * data->w + x] = data->x[r * data->w + data->w - 1 - x];
-  mirrored.x = mx;
-  if (!ncl_embed_compute (ctx, model, &mirrored, 32, &me, &md, error))
-    return FALSE;
+  view.x = vx;
+  for (gint m = 0; m < (shift > 0 ? 5 : 1); m++) {
+    for (gint f = 0; f < (flip ? 2 : 1); f++) {
+      g_autofree gfloat *ve = NULL;
+      NclAugment a;
+      gint vd = 0;
+
+      if (m == 0 && f == 0)
+        continue;               /* the photo itself: already in @emb */
+      ncl_augment_init (&a);
+      a.flip = f == 1;
+      a.dx = moves[m][0] * shift * data->w;
+      a.dy = moves[m][1] * shift * data->h;
+      for (gint i = 0; i < data->n; i++)
+        ncl_augment_apply (&a, data->x + per * i, data->c, data->h, data->w,
+            vx + per * i);
+      if (!ncl_embed_compute (ctx, model, &view, 32, &ve, &vd, error))
+        return FALSE;
+      for (gsize k = 0; k < (gsize) data->n * d; k++)
+        emb[k] += ve[k];
+    }
+  }
   for (gint i = 0; i < data->n; i++) {
     gfloat *e = emb + (gsize) i * d;
     gdouble norm = 0;
 
-    for (gint k = 0; k < d; k++) {
-      e[k] += me[(gsize) i * d + k];
+    for (gint k = 0; k < d; k++)
       norm += (gdouble) e[k] * e[k];
-    }
     norm = sqrt (norm) + 1e-10;
     for (gint k = 0; k < d; k++)
       e[k] = (gfloat) (e[k] / norm);
@@ -622,6 +649,16 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
           "mirror image", NULL},
     {"no-eval-flip", 0, 0, G_OPTION_ARG_NONE, &no_eval_flip,
         "Evaluate on the photos' embeddings alone", NULL},
+    {"eval-shift", 0, 0, G_OPTION_ARG_DOUBLE, &o.eval_shift,
+        "Also average the embeddings of each photo moved by +-F of its "
+          "width and height (0: off)", "F"},
+    {"softmax-weight", 0, 0, G_OPTION_ARG_DOUBLE, &o.sm_weight,
+        "Add a cosine-softmax loss over the training identities with this "
+          "weight (0: off)", "W"},
+    {"softmax-scale", 0, 0, G_OPTION_ARG_DOUBLE, &o.sm_scale,
+        "Its logit scale s (default 16)", "S"},
+    {"softmax-margin", 0, 0, G_OPTION_ARG_DOUBLE, &o.sm_margin,
+        "Its cosine margin m (default 0.1)", "M"},
     {"resume", 0, 0, G_OPTION_ARG_NONE, &o.resume,
         "Continue from the last checkpoint", NULL},
     {"descriptor-cache", 0, 0, G_OPTION_ARG_FILENAME, &o.cache,
@@ -655,6 +692,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   /* sentinels: unset CLI values */
   o.margin = o.lr = o.wd = -1;
   o.shift = o.zoom = o.rotate = o.brightness = o.contrast = o.erase = -1;
+  o.eval_shift = o.sm_weight = o.sm_scale = o.sm_margin = -1;
   o.iterations = o.seed = o.test_ids = o.warmup = -1;
   g_option_context_set_summary (octx,
       "Trains a face embedding with the triplet loss (P identities x K\n"
@@ -683,6 +721,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   o.width = 46;
   o.height = 56;
   o.checkpoint_every = 200;
+  o.sm_scale = 16;
+  o.sm_margin = 0.1;
   o.border = 0.5;
   o.detector = g_strdup ("ssd");
   if (config != NULL && !train_opts_load (&o, config, &error)) {
@@ -720,6 +760,14 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     o.contrast = cli.contrast;
   if (cli.erase >= 0)
     o.erase = cli.erase;
+  if (cli.eval_shift >= 0)
+    o.eval_shift = cli.eval_shift;
+  if (cli.sm_weight >= 0)
+    o.sm_weight = cli.sm_weight;
+  if (cli.sm_scale >= 0)
+    o.sm_scale = cli.sm_scale;
+  if (cli.sm_margin >= 0)
+    o.sm_margin = cli.sm_margin;
   if (cli.iterations >= 0)
     o.iterations = cli.iterations;
   if (cli.seed >= 0)
@@ -742,10 +790,10 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     return ncl_cli_fail ("%s: --batch: '%s' is not PxK (2 or more each)",
         name, size);
   if (o.shift > 0.5 || o.zoom >= 1 || o.rotate > 180 || o.brightness > 2 ||
-      o.contrast >= 1 || o.erase > 1 || o.wd > 1)
+      o.contrast >= 1 || o.erase > 1 || o.wd > 1 || o.eval_shift > 0.5)
     return ncl_cli_fail ("%s: augmentation out of range (shift <= 0.5, "
         "zoom < 1, rotate <= 180, brightness <= 2, contrast < 1, "
-        "erase <= 1; weight-decay <= 1)", name);
+        "erase <= 1; weight-decay <= 1, eval-shift <= 0.5)", name);
 
   if (o.labels == NULL || o.output == NULL || o.graph == NULL)
     return ncl_cli_fail ("%s: --labels, --graph and --output are required "
@@ -866,6 +914,9 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   s.cosine = o.cosine;
   s.soft_margin = o.soft_margin;
   s.euclidean = o.distance != NULL && g_str_equal (o.distance, "euclidean");
+  s.softmax_weight = o.sm_weight;
+  s.softmax_scale = o.sm_scale;
+  s.softmax_margin = o.sm_margin;
   if (!descriptors) {
     s.shift = o.shift;
     s.zoom = o.zoom;
@@ -882,6 +933,9 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     g_autofree gchar *base = g_path_get_basename (o.labels);
     g_autofree gchar *dir = g_path_get_dirname (o.labels);
     g_autofree gchar *dn = g_path_get_basename (dir);
+    g_autofree gchar *sm = s.softmax_weight > 0 ? g_strdup_printf (", plus "
+        "%g x a cosine softmax (scale %g, margin %g)", s.softmax_weight,
+        s.softmax_scale, s.softmax_margin) : g_strdup ("");
 
     s.origin = g_strdup_printf ("trained here with `neuralcl faces train` "
         "on %s/%s (%d identities%s), %s triplets (random for the first "
@@ -889,7 +943,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "learning rate %g%s, "
         "weight decay %g, "
         "augmentation flip %s shift %g zoom %g rotate %g brightness %g "
-        "contrast %g erase %g, seed %d", dn, base, data.n_identities,
+        "contrast %g erase %g%s, seed %d", dn, base, data.n_identities,
         o.test_ids > 0 ? ", others held out" : "",
         ncl_triplet_mining_to_string (s.mining), s.warmup,
         s.soft_margin ? "soft margin on" : "hinge on",
@@ -897,7 +951,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         s.iterations, s.identities_per_batch, s.images_per_identity,
         s.learning_rate, s.cosine ? " (cosine)" : "", s.weight_decay,
         s.flip ? "on" : "off", s.shift, s.zoom, s.rotate, s.brightness,
-        s.contrast, s.erase, s.seed);
+        s.contrast, s.erase, sm, s.seed);
   }
   fprintf (stderr, "%s: %d photos of %d identities for training, %u held "
       "out; input %d x %d x %d\n", name, data.n, data.n_identities,
@@ -930,8 +984,9 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
       files[i] = g_array_index (l.items, Item, keep[i]).path;
     if (ctx == NULL || !(model = ncl_model_load (o.output, &error)) ||
         !ncl_embed_compute (ctx, model, &all, 32, &emb, &d, &error) ||
-        (o.eval_flip && !descriptors && !add_mirrored (ctx, model, &all,
-                emb, d, &error))) {
+        ((o.eval_flip || o.eval_shift > 0) && !descriptors &&
+            !add_views (ctx, model, &all, emb, d, o.eval_flip, o.eval_shift,
+                &error))) {
       ncl_embed_train_settings_clear (&s);
       return ncl_cli_fail_error (error);
     }

@@ -120,6 +120,23 @@ gdouble ncl_triplet_batch_loss_full (const gfloat * x, const gint * labels,
     gint n, gint d, NclTripletMining mining, const NclTripletLossParams * lp,
     GRand * rand, gfloat * grad, guint * n_triplets, guint * n_active);
 
+/**
+ * ncl_cosine_softmax_loss:
+ * @e: n x d embeddings (normally L2-normalised)
+ * @labels: the class of each row, 0 .. @n_classes - 1
+ * @w: n_classes x d class weights (any length; normalised inside)
+ * @grad_e: (nullable): n x d, OVERWRITTEN with dL/d(e)
+ * @grad_w: (nullable): n_classes x d, OVERWRITTEN with dL/d(w)
+ *
+ * The large-margin cosine loss (CosFace, Wang et al. 2018): with
+ * c_ij = <e_i, w_j / ||w_j||>, the logits are @scale (c_ij - @margin
+ * [j = y_i]) and L is the mean over the rows of their softmax cross
+ * entropy.
+ */
+gdouble ncl_cosine_softmax_loss (const gfloat * e, const gint * labels,
+    gint n, gint d, const gfloat * w, gint n_classes, gfloat scale,
+    gfloat margin, gfloat * grad_e, gfloat * grad_w);
+
 /* ---- embedding trainer ------------------------------------------------- */
 
 /* A labelled training set in host memory: (n, c, h, w) inputs (images
@@ -171,6 +188,12 @@ typedef struct
                                  * 3.3), 0 */
   gboolean soft_margin;         /* NclTripletLossParams.soft, FALSE */
   gboolean euclidean;           /* NclTripletLossParams.euclidean, FALSE */
+  /* an auxiliary cosine-softmax loss over the training identities
+   * (ncl_cosine_softmax_loss), added to the triplet loss with this weight;
+   * its class weights are trained by Adam beside the net, 0: off */
+  gdouble softmax_weight;
+  gdouble softmax_scale;        /* s, 16 */
+  gdouble softmax_margin;       /* m, 0.1 */
 } NclEmbedTrainSettings;
 
 void ncl_embed_train_settings_init (NclEmbedTrainSettings * s);

@@ -316,6 +316,71 @@ test_gradients (void)
   }
 }
 
+/* The cosine softmax (CosFace): a value by hand, and its gradients with
+ * respect to the embeddings and the class weights against finite
+ * differences. */
+typedef struct
+{
+  gint n, d, c;
+  const gint *labels;
+  gfloat *e, *w;
+  gfloat scale, margin;
+} SmData;
+
+static gdouble
+fd_sm_e (const gfloat * x, gpointer data)
+{
+  SmData *sd = data;
+
+  return ncl_cosine_softmax_loss (x, sd->labels, sd->n, sd->d, sd->w, sd->c,
+      sd->scale, sd->margin, NULL, NULL);
+}
+
+static gdouble
+fd_sm_w (const gfloat * x, gpointer data)
+{
+  SmData *sd = data;
+
+  return ncl_cosine_softmax_loss (sd->e, sd->labels, sd->n, sd->d, x, sd->c,
+      sd->scale, sd->margin, NULL, NULL);
+}
+
+static void
+test_cosine_softmax (void)
+{
+  enum { N = 6, D = 4, C = 3 };
+  const gint labels[N] = { 0, 0, 1, 1, 2, 0 };
+  gfloat e[N * D], w[C * D], ge[N * D], gw[C * D];
+  SmData sd = { N, D, C, labels, e, w, 8.0f, 0.2f };
+  gdouble l;
+
+  /* by hand: e = w_0 direction, classes 0 and 1 orthogonal:
+   * logits 2 (1 - 0.5), 0 -> L = log (1 + e^-1) */
+  {
+    const gfloat e1[2] = { 1, 0 }, w1[4] = { 3, 0, 0, 0.5f };
+    const gint y1 = 0;
+
+    l = ncl_cosine_softmax_loss (e1, &y1, 1, 2, w1, 2, 2.0f, 0.5f, NULL,
+        NULL);
+    NCL_CHECK (fabs (l - log (1 + exp (-1.0))) < 1e-6);
+  }
+  ncl_test_fill_random (e, N * D, 31, -1.0f, 1.0f);
+  ncl_test_fill_random (w, C * D, 32, -1.0f, 1.0f);
+  l = ncl_cosine_softmax_loss (e, labels, N, D, w, C, sd.scale, sd.margin,
+      ge, gw);
+  NCL_CHECK (l > 0 && isfinite (l));
+  check_fd ("cosine softmax, d/de", fd_sm_e, &sd, e, N * D, ge, 1e-3f);
+  check_fd ("cosine softmax, d/dw", fd_sm_w, &sd, w, C * D, gw, 1e-3f);
+  /* the weights' gradient is orthogonal to them (only directions count) */
+  for (gint j = 0; j < C; j++) {
+    gdouble dot = 0;
+
+    for (gint k = 0; k < D; k++)
+      dot += (gdouble) gw[j * D + k] * w[j * D + k];
+    NCL_CHECK (fabs (dot) < 1e-5);
+  }
+}
+
 static void
 test_strings (void)
 {
@@ -559,6 +624,45 @@ test_trainer (void)
     NCL_CHECK (same / ns * 3 < diff / nd);
   }
 
+  /* the same with the cosine softmax added: it trains and separates */
+  {
+    g_autofree gchar *out2 = g_build_filename (dir, "out2.yaml", NULL);
+    g_autoptr (NclModel) m2 = NULL;
+    g_autofree gfloat *e2 = NULL;
+    gdouble s2 = 0, d2 = 0;
+
+    g_free (s.output);
+    s.output = g_strdup (out2);
+    s.softmax_weight = 1.0;
+    NCL_CHECK (ncl_embed_train (&s, &data, NULL, NULL, &error));
+    NCL_CHECK_NO_ERROR (error);
+    m2 = ncl_model_load (out2, &error);
+    NCL_CHECK_NO_ERROR (error);
+    if (m2 != NULL && ncl_embed_compute (ctx, m2, &data, 7, &e2, &d,
+            &error)) {
+      ns = nd = 0;
+      for (gint i = 0; i < IDS * PER; i++)
+        for (gint j = i + 1; j < IDS * PER; j++) {
+          gdouble t = 0;
+
+          for (gint k = 0; k < d; k++)
+            t += (e2[i * d + k] - e2[j * d + k]) *
+                (e2[i * d + k] - e2[j * d + k]);
+          if (labels[i] == labels[j]) {
+            s2 += t;
+            ns++;
+          } else {
+            d2 += t;
+            nd++;
+          }
+        }
+      g_print ("with the cosine softmax: same %.3f, different %.3f\n",
+          s2 / ns, d2 / nd);
+      NCL_CHECK (s2 / ns * 3 < d2 / nd);
+    }
+    NCL_CHECK_NO_ERROR (error);
+  }
+
   /* a template that does not end in C x 1 x 1 */
   {
     g_autofree gchar *bad = g_build_filename (dir, "bad.yaml", NULL);
@@ -591,6 +695,7 @@ main (gint argc, gchar ** argv)
   test_loss_value ();
   test_gradients ();
   test_loss_variants ();
+  test_cosine_softmax ();
   test_augment ();
   test_trainer ();
   return ncl_test_finish ();
