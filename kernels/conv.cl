@@ -978,3 +978,123 @@ conv2d_chvec (__global const float *in, __global const float *wt,
     }
   }
 }
+
+/* ---- channel-vector, blocks of a fixed geometry ------------------------- */
+/* conv2d_chvec with the layer's geometry compiled in: one work-item =
+ * 32 output channels (two float16) x a block of CB_R x CB_C output pixels
+ * of one image.  Every input pixel of a tap is then at a constant offset
+ * from one pointer (no per-pixel index registers spilled to the stack, as
+ * the flattened kernel's are), so each FMA pair costs one broadcast load.
+ * Blocks at the right and bottom edges are shifted back inside the map
+ * (they recompute a few pixels and write the same values twice), so no
+ * work-item clamps or tests bounds.  Valid convolution on a padded input,
+ * groups 1, dilation 1.
+ * Build options: CB_R, CB_C (block), CB_H, CB_W (padded input size),
+ * CB_OH, CB_OW (output size), CB_KH, KW (kernel), CB_SH, CB_SW (stride).
+ * wt: [cout_padded / 32][cin][kh][KW][32]; bias: (cout_padded).
+ * global: (cout_padded / 32, ceil (OH / CB_R) * ceil (OW / CB_C), n),
+ * local (1, 1, 1). */
+#ifdef CB_R
+#define CB_NPX (CB_R * CB_C)
+#define CB_NBX ((CB_OW + CB_C - 1) / CB_C)
+
+__kernel __attribute__ ((reqd_work_group_size (1, 1, 1)))
+void
+conv2d_chblk (__global const float *in, __global const float *wt,
+    __global const float *bias, __global const float *res,
+    __global float *out, int cin, int cout, int has_res, int act,
+    float alpha)
+{
+  const int ct = get_global_id (0);
+  const int blk = get_global_id (1);
+  const int b = get_global_id (2);
+  const int oy0 = min (blk / CB_NBX * CB_R, CB_OH - CB_R);
+  const int ox0 = min (blk % CB_NBX * CB_C, CB_OW - CB_C);
+  __global const float *ip = in + ((size_t) b * cin * CB_H + oy0 * CB_SH)
+      * CB_W + ox0 * CB_SW;
+  __global const float *wp = wt + (size_t) ct * cin * CB_KH * KW * 32;
+  float16 a0[CB_NPX], a1[CB_NPX];
+
+  if (ct * 32 >= cout)
+    return;
+
+#pragma unroll
+  for (int j = 0; j < CB_NPX; j++) {
+    a0[j] = (float16) (0.0f);
+    a1[j] = (float16) (0.0f);
+  }
+
+  /* taps unrolled: the compiler keeps the input values that neighbouring
+   * taps share in registers (the host sizes the block for that) */
+  for (int ci = 0; ci < cin; ci++, ip += CB_H * CB_W) {
+#pragma unroll
+    for (int ky = 0; ky < CB_KH; ky++) {
+#pragma unroll
+      for (int kx = 0; kx < KW; kx++) {
+        __global const float *tp = ip + ky * CB_W + kx;
+        float16 w0 = vload16 (0, wp);
+        float16 w1 = vload16 (1, wp);
+
+        wp += 32;
+#pragma unroll
+        for (int r = 0; r < CB_R; r++) {
+#pragma unroll
+          for (int c = 0; c < CB_C; c++) {
+            float16 x = (float16) (tp[r * CB_SH * CB_W + c * CB_SW]);
+
+            a0[r * CB_C + c] = fma (x, w0, a0[r * CB_C + c]);
+            a1[r * CB_C + c] = fma (x, w1, a1[r * CB_C + c]);
+          }
+        }
+      }
+    }
+  }
+
+  {
+    float16 b0 = vload16 (0, bias + ct * 32);
+    float16 b1 = vload16 (1, bias + ct * 32);
+    const int nco = min (32, cout - ct * 32);
+    const size_t o = (((size_t) b * cout + ct * 32) * CB_OH + oy0) * CB_OW
+        + ox0;
+    float t[CB_NPX * 32];
+
+    /* through a private transpose: channel rows of CB_C contiguous
+     * outputs; a residual is added (and the activation applied) on the way
+     * out, in the output's own layout */
+#pragma unroll
+    for (int j = 0; j < CB_NPX; j++) {
+      float16 y0 = a0[j] + b0, y1 = a1[j] + b1;
+
+      if (!has_res) {
+        y0 = ncl_act16 (act, alpha, y0);
+        y1 = ncl_act16 (act, alpha, y1);
+      }
+      vstore16 (y0, 0, t + j * 32);
+      vstore16 (y1, 0, t + j * 32 + 16);
+    }
+    if (has_res) {
+      for (int l = 0; l < nco; l++) {
+#pragma unroll
+        for (int r = 0; r < CB_R; r++) {
+#pragma unroll
+          for (int c = 0; c < CB_C; c++) {
+            size_t i = o + (size_t) l * CB_OH * CB_OW + r * CB_OW + c;
+
+            out[i] = ncl_act (act, alpha, t[(r * CB_C + c) * 32 + l] + res[i]);
+          }
+        }
+      }
+    } else {
+      for (int l = 0; l < nco; l++) {
+#pragma unroll
+        for (int r = 0; r < CB_R; r++) {
+#pragma unroll
+          for (int c = 0; c < CB_C; c++)
+            out[o + (size_t) l * CB_OH * CB_OW + r * CB_OW + c] =
+                t[(r * CB_C + c) * 32 + l];
+        }
+      }
+    }
+  }
+}
+#endif

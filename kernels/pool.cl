@@ -2,8 +2,11 @@
  *
  * Layout: in (N, C, H, W), out (N, C, OH, OW), NCHW float32.
  *
- * pool_max, pool_avg: global (ceil(OW / POOL_PX), ceil(OH / POOL_ROWS), N * C):
- *   POOL_PX consecutive outputs of POOL_ROWS rows per work-item.
+ * pool_max, pool_avg: one work-item per @rows consecutive output rows of
+ *   the N * C planes taken as one column of rows, work-groups of one (few
+ *   large planes and many tiny ones alike spread over every core; one
+ *   work-item per 16 outputs spent more in PoCL's work-item loop than in
+ *   the pooling), each row POOL_PX outputs at a time.
  *   The window of output (oy, ox) starts at (oy * SH - PT, ox * SW - PL);
  *   it is clipped to the image first, so the inner loops never test bounds.
  *   Max treats padding as -inf (a window wholly in padding gives -inf);
@@ -17,10 +20,6 @@
 #ifndef POOL_PX
 #define POOL_PX 16
 #endif
-#ifndef POOL_ROWS
-#define POOL_ROWS 8
-#endif
-
 /* Output row @oy, outputs [ox0, ox0 + POOL_PX) of one plane.  Windows wholly
  * inside the image with x stride 1 or 2 take the vector path: each tap is
  * one load (stride 2: two loads and an even-lane shuffle), reduced with
@@ -65,21 +64,24 @@
     }                                                                      \
   }
 
-/* global: (ceil (OW / POOL_PX), ceil (OH / POOL_ROWS), N * C) */
+/* global: (ceil (planes * OH / rows)), local (1) */
 #define POOL_KERNEL(name, VOP, SOP, INIT, VFINISH, SFINISH)                \
-__kernel void                                                              \
+__kernel __attribute__ ((reqd_work_group_size (1, 1, 1)))                 \
+void                                                                       \
 name (__global const float *in, __global float *out, const int planes,     \
     const int h, const int w, const int oh, const int ow, const int kh,    \
-    const int kw, const int sh, const int sw, const int pt, const int pl)  \
+    const int kw, const int sh, const int sw, const int pt, const int pl,  \
+    const int rows)                                                        \
 {                                                                          \
-  const int ox0 = get_global_id (0) * POOL_PX;                             \
-  const int oy0 = get_global_id (1) * POOL_ROWS;                           \
-  const int plane = get_global_id (2);                                     \
+  const int r0 = get_global_id (0) * rows;                                 \
+  const int rend = min (r0 + rows, planes * oh);                           \
                                                                            \
-  if (ox0 >= ow || oy0 >= oh || plane >= planes)                           \
-    return;                                                                \
-  for (int oy = oy0; oy < min (oy0 + POOL_ROWS, oh); oy++)                 \
-    POOL_ROW (VOP, SOP, INIT, VFINISH, SFINISH);                           \
+  for (int r = r0; r < rend; r++) {                                        \
+    const int plane = r / oh, oy = r % oh;                                 \
+                                                                           \
+    for (int ox0 = 0; ox0 < ow; ox0 += POOL_PX)                            \
+      POOL_ROW (VOP, SOP, INIT, VFINISH, SFINISH);                         \
+  }                                                                        \
 }
 
 #define POOL_VADD(a, b) ((a) + (b))

@@ -27,6 +27,10 @@
  *                    forward time on CPU devices on narrow rows and
  *                    strided layers (chvec_preferred; before
  *                    gemm_preferred).
+ *   "chblk"          conv2d_chblk: the same tile over a block of output
+ *                    pixels of one image with the geometry compiled in;
+ *                    what "chvec" runs on maps of 16 pixels and more
+ *                    (chblk_preferred).
  *
  * The register tiles were measured on PoCL (2 AVX-512 cores): 8 x 32 beat
  * 16 x 16 by 10-25 % on every layer of the style network; see
@@ -50,17 +54,18 @@ typedef enum
   CONV_DEPTHWISE,
   CONV_GEMM,
   CONV_CHVEC,
+  CONV_CHBLK,
   CONV_N_VARIANTS
 } ConvVariant;
 
 static const gchar *const variant_names[CONV_N_VARIANTS] = {
   "generic", "direct", "direct_narrow", "winograd4", "depthwise", "gemm",
-  "chvec",
+  "chvec", "chblk",
 };
 
 static const gchar *const kernel_names[CONV_N_VARIANTS] = {
   "conv2d_generic", "conv2d_direct", "conv2d_direct", "conv2d_wino4",
-  "conv2d_dw", "conv2d_gemm", "conv2d_chvec",
+  "conv2d_dw", "conv2d_gemm", "conv2d_chvec", "conv2d_chblk",
 };
 
 /* direct: output channels x 16-pixel vectors per work-item */
@@ -131,6 +136,8 @@ struct _NclConv
                                  * another layout, created on demand */
   gchar *cv_options;            /* conv2d_chvec build options for ... */
   gint cv_px;                   /* ... this many pixels per work-item */
+  gchar *cb_options;            /* conv2d_chblk build options for ... */
+  gint cb_h, cb_w;              /* ... this padded input size */
 };
 
 /* ---- reference ---------------------------------------------------------- */
@@ -263,7 +270,8 @@ variant_applies (NclContext * ctx, const NclConvParams * p, ConvVariant v)
     case CONV_GEMM:
       return p->groups == 1;
     case CONV_CHVEC:
-      return plain && p->kw <= 17;
+    case CONV_CHBLK:
+      return plain && p->kw <= 17 && p->kh <= 17;
     default:
       return FALSE;
   }
@@ -401,6 +409,32 @@ chvec_px (gint npx)
   return (npx + groups - 1) / groups;
 }
 
+/* Output block of a conv2d_chblk work-item on an @oh x @ow map: of the
+ * blocks that fit the map and the registers, the one with the least work
+ * for all blocks (edge blocks overlap their neighbours), each block
+ * counted with 3 lanes more for its per-tap weight loads.  Registers: 2
+ * accumulators per pixel and the c + 2 input values of each row that the
+ * unrolled taps share, r (3 c + 2) <= 32 (measured: 1 x 9 and 1 x 10 run
+ * at 280-300 GFLOP/s here, 1 x 11 and 2 x 5 spill and lose 20 %). */
+static void
+chblk_block (gint oh, gint ow, gint * rows, gint * cols)
+{
+  gint best = G_MAXINT;
+
+  *rows = *cols = 1;
+  for (gint r = 1; r <= oh; r++) {
+    for (gint c = 1; c <= ow && r * (3 * c + 2) <= 32; c++) {
+      gint cost = (oh + r - 1) / r * ((ow + c - 1) / c) * (r * c + 3);
+
+      if (cost < best || (cost == best && r * c > *rows * *cols)) {
+        best = cost;
+        *rows = r;
+        *cols = c;
+      }
+    }
+  }
+}
+
 /* Build options of conv2d_chvec (newly allocated). */
 static gchar *
 chvec_options (const NclConvParams * p, gint px)
@@ -485,6 +519,7 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
           conv->co_tile, conv->pxv, wino_cin_capacity (p->cin), unaligned);
       break;
     case CONV_CHVEC:
+    case CONV_CHBLK:
       conv->co_tile = CHVEC_CO_TILE;
       conv->cout_padded = (p->cout + CHVEC_CO_TILE - 1) / CHVEC_CO_TILE
           * CHVEC_CO_TILE;
@@ -523,8 +558,10 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
   if (conv->bbuf == NULL)
     return NULL;
 
-  /* build now, so that a kernel problem shows up at load time */
-  if (ncl_context_get_kernel (ctx, "conv", kernel_names[conv->variant],
+  /* build now, so that a kernel problem shows up at load time (the
+   * channel-vector program: conv2d_chblk's geometry is known at run time) */
+  if (ncl_context_get_kernel (ctx, "conv", kernel_names[conv->variant ==
+              CONV_CHBLK ? CONV_CHVEC : conv->variant],
           conv->variant == CONV_GEMM ? gemm_options (ctx, 1) : conv->options,
           error) == NULL)
     return NULL;
@@ -549,6 +586,7 @@ ncl_conv_free (NclConv * conv)
     clReleaseMemObject (conv->wbuf);
   g_free (conv->options);
   g_free (conv->cv_options);
+  g_free (conv->cb_options);
   g_free (conv->bias);
   g_free (conv->weight);
   if (conv->ctx != NULL)
@@ -743,11 +781,68 @@ forward_gemm (NclConv * conv, const NclTensor * in, NclTensor * out,
   return ok;
 }
 
-/* conv2d_chvec on @in (padded first if the layer pads); @res (nullable) is
- * added before the activation. */
+/* conv2d_chblk on the padded input @src with the channel-vector weights
+ * @wm; @res (nullable) is added before the activation. */
+static gboolean
+forward_chblk (NclConv * conv, const NclTensor * src, cl_mem wm,
+    const NclTensor * res, gint act, gfloat alpha, NclTensor * out,
+    GError ** error)
+{
+  const NclConvParams *p = &conv->p;
+  gint has_res = res != NULL, rows, cols;
+  cl_mem rm = res != NULL ? res->buf : out->buf;
+  gsize global[3], local1[3] = { 1, 1, 1 };
+  cl_kernel k;
+  gboolean ok;
+
+  chblk_block (out->h, out->w, &rows, &cols);
+  /* the geometry is compiled in: rebuild the options when it changes */
+  if (conv->cb_options == NULL || conv->cb_h != src->h
+      || conv->cb_w != src->w) {
+    g_free (conv->cb_options);
+    conv->cb_options = g_strdup_printf ("-DCB_R=%d -DCB_C=%d -DCB_H=%d "
+        "-DCB_W=%d -DCB_OH=%d -DCB_OW=%d -DCB_KH=%d -DKW=%d -DCB_SH=%d "
+        "-DCB_SW=%d", rows, cols, src->h, src->w, out->h, out->w, p->kh,
+        p->kw, p->stride_h, p->stride_w);
+    conv->cb_h = src->h;
+    conv->cb_w = src->w;
+  }
+  k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_chblk",
+      conv->cb_options, error);
+  if (k == NULL)
+    return FALSE;
+  global[0] = (p->cout + CHVEC_CO_TILE - 1) / CHVEC_CO_TILE;
+  global[1] = (gsize) ((out->h + rows - 1) / rows) * ((out->w + cols - 1)
+      / cols);
+  global[2] = src->n;
+  ncl_context_lock (conv->ctx);
+  ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &src->buf,
+      sizeof (cl_mem), &wm, sizeof (cl_mem), &conv->bbuf, sizeof (cl_mem),
+      &rm, sizeof (cl_mem), &out->buf, sizeof (gint), &p->cin, sizeof (gint),
+      &p->cout, sizeof (gint), &has_res, sizeof (gint), &act,
+      sizeof (gfloat), &alpha, 0)
+      && ncl_context_run (conv->ctx, k, 3, global, local1, error);
+  ncl_context_unlock (conv->ctx);
+  return ok;
+}
+
+/* Whether the channel-vector tile runs as blocks (conv2d_chblk) rather
+ * than flattened pixel groups (conv2d_chvec) on @n images of @oh x @ow
+ * outputs.  Measured (docs/kernels.md): blocks 1.1-1.7x faster from 8x8
+ * maps up and on a 4x4 map of one image; flattened groups 1.1-1.3x faster
+ * on 3x3 maps and on 4x4 maps of a batch, where they pack pixels of
+ * several images into one work-item. */
+static gboolean
+chblk_preferred (gint n, gint oh, gint ow)
+{
+  return oh * ow >= 32 || (n == 1 && oh * ow >= 16);
+}
+
+/* conv2d_chvec (@blk: conv2d_chblk) on @in (padded first if the layer
+ * pads); @res (nullable) is added before the activation. */
 static gboolean
 forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
-    gint act, gfloat alpha, NclTensor * out, GError ** error)
+    gint act, gfloat alpha, NclTensor * out, gboolean blk, GError ** error)
 {
   const NclConvParams *p = &conv->p;
   const NclTensor *src = in;
@@ -758,7 +853,7 @@ forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
   cl_kernel k;
   gboolean ok;
 
-  if (conv->variant != CONV_CHVEC) {
+  if (conv->variant != CONV_CHVEC && conv->variant != CONV_CHBLK) {
     wm = packed_on_demand (conv->ctx, p, CHVEC_CO_TILE, &conv->cbuf, error);
     if (wm == NULL)
       return FALSE;
@@ -768,6 +863,8 @@ forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
       return FALSE;
     src = conv->padded;
   }
+  if (blk)
+    return forward_chblk (conv, src, wm, res, act, alpha, out, error);
   /* the tile follows the map size: rebuild the options when it changes */
   if (conv->cv_options == NULL || conv->cv_px != px) {
     g_free (conv->cv_options);
@@ -867,13 +964,14 @@ conv_forward (NclConv * conv, const NclTensor * in, const NclTensor * res,
   v = conv->variant;
   if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
       && chvec_preferred (conv, ow))
-    v = CONV_CHVEC;
+    v = chblk_preferred (in->n, oh, ow) ? CONV_CHBLK : CONV_CHVEC;
   else if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
       && gemm_preferred (p, v, in->n, ow))
     v = CONV_GEMM;
   conv->used = v;
-  if (v == CONV_CHVEC)
-    return forward_chvec (conv, in, res, act, alpha, out, error);
+  if (v == CONV_CHVEC || v == CONV_CHBLK)
+    return forward_chvec (conv, in, res, act, alpha, out, v == CONV_CHBLK,
+        error);
   if (res != NULL) {
     /* the other kernels: the conv (no activation of its own), then the
      * add in place */

@@ -98,7 +98,8 @@ ncl_pool_forward (NclContext * ctx, const NclPoolParams * p,
   gint planes = in->n * in->c, oh, ow;
   gint kh = p->kh, kw = p->kw, sh = p->stride_h, sw = p->stride_w;
   gint pt = p->pad.top, pl = p->pad.left;
-  gsize global[3];
+  gint rows;
+  gsize global[1], local[1] = { 1 };
   cl_kernel k;
   gboolean ok;
 
@@ -131,17 +132,18 @@ ncl_pool_forward (NclContext * ctx, const NclPoolParams * p,
       p->type == NCL_POOL_MAX ? "pool_max" : "pool_avg", NULL, error);
   if (k == NULL)
     return FALSE;
-  global[0] = (ow + 15) / 16;      /* POOL_PX outputs per work-item */
-  global[1] = (oh + 7) / 8;        /* POOL_ROWS rows */
-  global[2] = planes;
+  /* the output rows of all planes in 64 work-items (fewer when small) */
+  rows = (planes * oh + 63) / 64;
+  global[0] = (planes * oh + rows - 1) / rows;
 
   ncl_context_lock (ctx);
   ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &in->buf,
       sizeof (cl_mem), &out->buf, sizeof (gint), &planes, sizeof (gint),
       &in->h, sizeof (gint), &in->w, sizeof (gint), &oh, sizeof (gint), &ow,
       sizeof (gint), &kh, sizeof (gint), &kw, sizeof (gint), &sh,
-      sizeof (gint), &sw, sizeof (gint), &pt, sizeof (gint), &pl, 0)
-      && ncl_context_run (ctx, k, 3, global, NULL, error);
+      sizeof (gint), &sw, sizeof (gint), &pt, sizeof (gint), &pl,
+      sizeof (gint), &rows, 0)
+      && ncl_context_run (ctx, k, 1, global, local, error);
   ncl_context_unlock (ctx);
   return ok;
 }

@@ -106,12 +106,17 @@ static const ConvCase cases[] = {
   {"cv 1x1 out",    3, 64, 64, 3,  3,3,3,2,2, 1,0,0,0,0,Z,A0, TRUE},
   {"cv 4x4 b1",     1, 96, 64, 4,  4,3,3,1,1, 1,1,1,1,1,Z,A0, TRUE},
   {"cv 13 odd",     1, 33, 48,13, 11,3,3,1,1, 1,1,1,1,1,R,A3, TRUE},
+  /* channel-vector blocks: edge blocks shifted back over their
+   * neighbours (23 columns), blocks of two rows (5x6), a 2-row stride */
+  {"blk 23x23",     1, 16, 32,23, 23,3,3,1,1, 1,1,1,1,1,Z,A1, TRUE},
+  {"blk 5x6 b2",    2, 40, 36, 5,  6,3,3,1,1, 1,1,1,1,1,Z,A0, TRUE},
+  {"blk s2 5x5",    1,  8, 32,29, 21,5,5,2,2, 1,2,2,2,2,E,A2, TRUE},
 };
 
 /* every variant ncl_conv_new can pick; each must be exercised */
 static const gchar *const variants[] = {
   "generic", "direct", "direct_narrow", "winograd4", "depthwise", "gemm",
-  "chvec",
+  "chvec", "chblk",
 };
 
 #define N_VARIANTS G_N_ELEMENTS (variants)
@@ -242,8 +247,8 @@ test_residual (NclContext * ctx)
     {"res 35 wide", 1, 16, 32, 5, 35, 3, 3, 1, 1, 1, 1, 1, 1, 1, R, A0, TRUE},
     {"res 1x1", 3, 24, 64, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, Z, A0, FALSE},
   };
-  static const gchar *const forced[] = { "chvec", "winograd4", "gemm",
-    "direct", "generic"
+  static const gchar *const forced[] = { "chvec", "chblk", "winograd4",
+    "gemm", "direct", "generic"
   };
   static const NclActivation acts[] = { NCL_ACT_RELU, NCL_ACT_NONE,
     NCL_ACT_LEAKY_RELU

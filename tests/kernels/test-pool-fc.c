@@ -16,6 +16,8 @@ static const Shape pool_shapes[] = {
   {1, 1, 4, 4}, {2, 1, 2, 9},
   /* wide rows: the 16-output vector path, its row ends and borders */
   {2, 3, 11, 72}, {1, 2, 35, 35}, {1, 3, 6, 50}, {1, 1, 5, 33}, {1, 2, 4, 17},
+  /* more output rows than work-items: a work-item's rows cross planes */
+  {2, 40, 9, 11}, {1, 64, 4, 4}, {1, 32, 72, 72},
 };
 
 static const NclActivation all_acts[] = {
