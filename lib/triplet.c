@@ -909,6 +909,8 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
   g_autofree gfloat *cw = NULL, *cw_g = NULL, *cw_m = NULL, *cw_v = NULL;
   g_autofree gfloat *se = NULL, *sg = NULL, *sx = NULL;
   gsize ncw = 0;
+  g_autoptr (GPtrArray) avg_w = NULL;   /* gdouble sums per parameter */
+  gint n_avg = 0;
   NclAdamParams adam;
   NclTripletLossParams lp;
   NclEmbedTrainProgress prog = { 0 };
@@ -1149,6 +1151,31 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
           (1 + cos (G_PI * (it - 1) / MAX (s->iterations, 1))));
     if (!ncl_train_graph_adam_step (net, &adam, it, error))
       return FALSE;
+    if (s->average_from > 0 && it >= s->average_from &&
+        (it - s->average_from) % 10 == 0) {
+      if (avg_w == NULL) {
+        avg_w = g_ptr_array_new_with_free_func (g_free);
+        for (guint i = 0; i < ncl_train_graph_get_n_params (net); i++) {
+          NclTrainParamInfo info;
+
+          ncl_train_graph_get_param_info (net, i, &info);
+          g_ptr_array_add (avg_w, g_new0 (gdouble, info.numel));
+        }
+      }
+      for (guint i = 0; i < avg_w->len; i++) {
+        NclTrainParamInfo info;
+        gdouble *sum = g_ptr_array_index (avg_w, i);
+        g_autofree gfloat *v = NULL;
+
+        ncl_train_graph_get_param_info (net, i, &info);
+        v = g_new (gfloat, info.numel);
+        if (!ncl_train_graph_read_param (net, i, NCL_PARAM_VALUE, v, error))
+          return FALSE;
+        for (gsize k = 0; k < info.numel; k++)
+          sum[k] += v[k];
+      }
+      n_avg++;
+    }
     if (cw != NULL) {
       NclAdamParams ca = adam;
 
@@ -1190,6 +1217,25 @@ ncl_embed_train (const NclEmbedTrainSettings * s, const NclEmbedDataset * data,
   if (start >= s->iterations &&
       !save_params (net, params, wpath, FALSE, start, 0, error))
     return FALSE;
+  if (n_avg > 0) {
+    /* the averaged weights become the trained ones (after the checkpoint,
+     * which keeps the last weights to resume from) */
+    for (guint i = 0; i < avg_w->len; i++) {
+      NclTrainParamInfo info;
+      gdouble *sum = g_ptr_array_index (avg_w, i);
+      g_autofree gfloat *v = NULL;
+
+      ncl_train_graph_get_param_info (net, i, &info);
+      v = g_new (gfloat, info.numel);
+      for (gsize k = 0; k < info.numel; k++)
+        v[k] = (gfloat) (sum[k] / n_avg);
+      if (!ncl_train_graph_write_param (net, i, NCL_PARAM_VALUE, v, error))
+        return FALSE;
+    }
+    if (!save_params (net, params, wpath, FALSE, s->iterations,
+            (g_get_monotonic_time () - t0) / 1e6, error))
+      return FALSE;
+  }
   return TRUE;
 }
 

@@ -254,7 +254,7 @@ typedef struct
   gdouble shift, zoom, rotate, brightness, contrast, erase, eval_shift;
   gdouble sm_weight, sm_scale, sm_margin;
   gint p, k, iterations, seed, split_seed, test_ids, width, height;
-  gint checkpoint_every, warmup;
+  gint checkpoint_every, warmup, average_from;
   gboolean flip, resume, cosine, soft_margin, eval_flip;
 } TrainOpts;
 
@@ -301,7 +301,8 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
     "input-size", "test-identities", "split-seed", "checkpoint-every",
     "detector", "border", "device", "augment", "warmup", "cosine",
     "soft-margin", "distance", "eval-flip", "eval-shift",
-    "softmax-weight", "softmax-scale", "softmax-margin", NULL
+    "softmax-weight", "softmax-scale", "softmax-margin", "average-from",
+    NULL
   };
   static const gchar *const aug_keys[] = {
     "shift", "zoom", "rotate", "brightness", "contrast", "erase", NULL
@@ -350,7 +351,8 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
           &o->sm_weight, error) || !ncl_yaml_get_double (doc, root,
           "softmax-scale", 0, 1000, &o->sm_scale, error) ||
       !ncl_yaml_get_double (doc, root, "softmax-margin", 0, 1,
-          &o->sm_margin, error))
+          &o->sm_margin, error) || !ncl_yaml_get_int (doc, root,
+          "average-from", 0, 10000000, &o->average_from, error))
     return FALSE;
   aug = ncl_yaml_mapping_lookup (root, "augment");
   if (aug != NULL) {
@@ -659,6 +661,9 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "Its logit scale s (default 16)", "S"},
     {"softmax-margin", 0, 0, G_OPTION_ARG_DOUBLE, &o.sm_margin,
         "Its cosine margin m (default 0.1)", "M"},
+    {"average-from", 0, 0, G_OPTION_ARG_INT, &o.average_from,
+        "Average the weights of every 10th iteration from N on and keep "
+          "the mean (0: off)", "N"},
     {"resume", 0, 0, G_OPTION_ARG_NONE, &o.resume,
         "Continue from the last checkpoint", NULL},
     {"descriptor-cache", 0, 0, G_OPTION_ARG_FILENAME, &o.cache,
@@ -693,7 +698,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   o.margin = o.lr = o.wd = -1;
   o.shift = o.zoom = o.rotate = o.brightness = o.contrast = o.erase = -1;
   o.eval_shift = o.sm_weight = o.sm_scale = o.sm_margin = -1;
-  o.iterations = o.seed = o.test_ids = o.warmup = -1;
+  o.iterations = o.seed = o.test_ids = o.warmup = o.average_from = -1;
   g_option_context_set_summary (octx,
       "Trains a face embedding with the triplet loss (P identities x K\n"
       "images per batch, online mining, L2-normalised embeddings, Adam),\n"
@@ -748,6 +753,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     o.wd = cli.wd;
   if (cli.warmup >= 0)
     o.warmup = cli.warmup;
+  if (cli.average_from >= 0)
+    o.average_from = cli.average_from;
   if (cli.shift >= 0)
     o.shift = cli.shift;
   if (cli.zoom >= 0)
@@ -917,6 +924,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   s.softmax_weight = o.sm_weight;
   s.softmax_scale = o.sm_scale;
   s.softmax_margin = o.sm_margin;
+  s.average_from = o.average_from;
   if (!descriptors) {
     s.shift = o.shift;
     s.zoom = o.zoom;
@@ -933,6 +941,9 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     g_autofree gchar *base = g_path_get_basename (o.labels);
     g_autofree gchar *dir = g_path_get_dirname (o.labels);
     g_autofree gchar *dn = g_path_get_basename (dir);
+    g_autofree gchar *av = s.average_from > 0 ? g_strdup_printf (", "
+        "weights averaged from iteration %d", s.average_from) :
+        g_strdup ("");
     g_autofree gchar *sm = s.softmax_weight > 0 ? g_strdup_printf (", plus "
         "%g x a cosine softmax (scale %g, margin %g)", s.softmax_weight,
         s.softmax_scale, s.softmax_margin) : g_strdup ("");
@@ -943,7 +954,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "learning rate %g%s, "
         "weight decay %g, "
         "augmentation flip %s shift %g zoom %g rotate %g brightness %g "
-        "contrast %g erase %g%s, seed %d", dn, base, data.n_identities,
+        "contrast %g erase %g%s%s, seed %d", dn, base, data.n_identities,
         o.test_ids > 0 ? ", others held out" : "",
         ncl_triplet_mining_to_string (s.mining), s.warmup,
         s.soft_margin ? "soft margin on" : "hinge on",
@@ -951,7 +962,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         s.iterations, s.identities_per_batch, s.images_per_identity,
         s.learning_rate, s.cosine ? " (cosine)" : "", s.weight_decay,
         s.flip ? "on" : "off", s.shift, s.zoom, s.rotate, s.brightness,
-        s.contrast, s.erase, sm, s.seed);
+        s.contrast, s.erase, sm, av, s.seed);
   }
   fprintf (stderr, "%s: %d photos of %d identities for training, %u held "
       "out; input %d x %d x %d\n", name, data.n, data.n_identities,

@@ -194,6 +194,11 @@ typedef struct
   gdouble softmax_weight;
   gdouble softmax_scale;        /* s, 16 */
   gdouble softmax_margin;       /* m, 0.1 */
+  /* weight averaging (SWA, Izmailov et al. 2018): from this iteration on,
+   * the weights of every 10th iteration are averaged and the mean is
+   * written as the trained weights (the checkpoint keeps the last ones;
+   * a resumed run averages from where it resumes), 0: off */
+  gint average_from;
 } NclEmbedTrainSettings;
 
 void ncl_embed_train_settings_init (NclEmbedTrainSettings * s);

@@ -5,6 +5,7 @@
 #include "common.h"
 
 #include <neuralcl/metric.h>
+#include <neuralcl/safetensors.h>
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -661,6 +662,71 @@ test_trainer (void)
       NCL_CHECK (s2 / ns * 3 < d2 / nd);
     }
     NCL_CHECK_NO_ERROR (error);
+  }
+
+  /* weight averaging: the weights written are the mean of iterations
+   * 20, 30 and 40, not the last ones (those stay in the checkpoint) */
+  {
+    g_autofree gchar *out3 = g_build_filename (dir, "out3.yaml", NULL);
+    g_autofree gchar *w3 = g_build_filename (dir, "out3.safetensors", NULL);
+    g_autofree gchar *ck3 = g_build_filename (dir, "out3.train",
+        "checkpoint.safetensors", NULL);
+    const gint64 shape[4] = { 8, 8, 6, 6 };
+    g_autoptr (NclSafetensors) sw = NULL, sc = NULL;
+    g_autofree gfloat *vw = NULL, *vc = NULL;
+
+    g_free (s.output);
+    s.output = g_strdup (out3);
+    s.softmax_weight = 0;
+    s.average_from = 20;
+    NCL_CHECK (ncl_embed_train (&s, &data, NULL, NULL, &error));
+    NCL_CHECK_NO_ERROR (error);
+    sw = ncl_safetensors_load (w3, &error);
+    NCL_CHECK_NO_ERROR (error);
+    sc = ncl_safetensors_load (ck3, &error);
+    NCL_CHECK_NO_ERROR (error);
+    if (sw != NULL && sc != NULL) {
+      gdouble dw = 0;
+
+      vw = ncl_safetensors_read_f32 (sw, "emb.w", 4, shape, &error);
+      NCL_CHECK_NO_ERROR (error);
+      vc = ncl_safetensors_read_f32 (sc, "emb.w", 4, shape, &error);
+      NCL_CHECK_NO_ERROR (error);
+      for (gint k = 0; vw != NULL && vc != NULL && k < 8 * 8 * 6 * 6; k++)
+        dw = MAX (dw, fabs (vw[k] - vc[k]));
+      NCL_CHECK (dw > 1e-6);
+    }
+    {
+      g_autoptr (NclModel) m3 = ncl_model_load (out3, &error);
+      g_autofree gfloat *e3 = NULL;
+      gdouble s3 = 0, d3 = 0;
+
+      NCL_CHECK_NO_ERROR (error);
+      if (m3 != NULL && ncl_embed_compute (ctx, m3, &data, 7, &e3, &d,
+              &error)) {
+        ns = nd = 0;
+        for (gint i = 0; i < IDS * PER; i++)
+          for (gint j = i + 1; j < IDS * PER; j++) {
+            gdouble t = 0;
+
+            for (gint k = 0; k < d; k++)
+              t += (e3[i * d + k] - e3[j * d + k]) *
+                  (e3[i * d + k] - e3[j * d + k]);
+            if (labels[i] == labels[j]) {
+              s3 += t;
+              ns++;
+            } else {
+              d3 += t;
+              nd++;
+            }
+          }
+        g_print ("averaged weights: same %.3f, different %.3f\n",
+            s3 / ns, d3 / nd);
+        NCL_CHECK (s3 / ns * 3 < d3 / nd);
+      }
+      NCL_CHECK_NO_ERROR (error);
+    }
+    s.average_from = 0;
   }
 
   /* a template that does not end in C x 1 x 1 */
