@@ -28,9 +28,10 @@
  *                    strided layers (chvec_preferred; before
  *                    gemm_preferred).
  *   "chblk"          conv2d_chblk: the same tile over a block of output
- *                    pixels of one image with the geometry compiled in;
- *                    what "chvec" runs on maps of 16 pixels and more
- *                    (chblk_preferred).
+ *                    pixels of one image with the geometry compiled in
+ *                    (16 channels x the whole map for a tiny map of one
+ *                    image); what "chvec" runs on maps of 9 pixels and
+ *                    more and on batches of one (chblk_preferred).
  *
  * The register tiles were measured on PoCL (2 AVX-512 cores): 8 x 32 beat
  * 16 x 16 by 10-25 % on every layer of the style network; see
@@ -97,6 +98,9 @@ static const gchar *const kernel_names[CONV_N_VARIANTS] = {
 #define CHVEC_CO_TILE 32
 #define CHVEC_PX 12
 #define CHVEC_MAX_PX 14          /* 2 x 14 accumulators + 2 weight vectors */
+#define CHBLK_WHOLE_MAP 16       /* maps up to this many pixels of one image:
+                                 * one conv2d_chblk block of 16 channels */
+#define CHBLK_WHOLE_MAP_BATCH 9  /* ... in a batch */
 /* rows narrower than these run on it (chvec_preferred) */
 #define CHVEC_MAX_OW 48
 #define CHVEC_MAX_OW_STRIDED 96
@@ -132,12 +136,17 @@ struct _NclConv
   cl_mem gbuf;                  /* GEMM weights when wbuf has another
                                  * layout (Winograd), created on demand */
   NclTensor *col;               /* scratch: im2col for the GEMM */
+  cl_mem cbuf16;                /* the same with 16-channel tiles */
   cl_mem cbuf;                  /* channel-vector weights when wbuf has
                                  * another layout, created on demand */
   gchar *cv_options;            /* conv2d_chvec build options for ... */
   gint cv_px;                   /* ... this many pixels per work-item */
   gchar *cb_options;            /* conv2d_chblk build options for ... */
-  gint cb_h, cb_w;              /* ... this padded input size */
+  gint cb_h, cb_w;              /* ... this padded input size ... */
+  gboolean cb_single;           /* ... a batch of one or not ... */
+  gboolean cb_plain;            /* ... the plain output written or not ... */
+  NclPadding cb_opad;           /* ... and this output padding (top -1:
+                                 * none) */
 };
 
 /* ---- reference ---------------------------------------------------------- */
@@ -580,6 +589,8 @@ ncl_conv_free (NclConv * conv)
     clReleaseMemObject (conv->gbuf);
   if (conv->cbuf != NULL)
     clReleaseMemObject (conv->cbuf);
+  if (conv->cbuf16 != NULL)
+    clReleaseMemObject (conv->cbuf16);
   if (conv->bbuf != NULL)
     clReleaseMemObject (conv->bbuf);
   if (conv->wbuf != NULL)
@@ -786,41 +797,86 @@ forward_gemm (NclConv * conv, const NclTensor * in, NclTensor * out,
 static gboolean
 forward_chblk (NclConv * conv, const NclTensor * src, cl_mem wm,
     const NclTensor * res, gint act, gfloat alpha, NclTensor * out,
-    GError ** error)
+    const NclPadding * opad, NclTensor * outp, GError ** error)
 {
   const NclConvParams *p = &conv->p;
-  gint has_res = res != NULL, rows, cols;
-  cl_mem rm = res != NULL ? res->buf : out->buf;
+  const NclPadding none = { -1 };
+  const NclPadding *op = opad != NULL ? opad : &none;
+  gint has_res = res != NULL, rows, cols, co = CHVEC_CO_TILE, unroll = 17;
+  gboolean single = src->n == 1, plain = out != NULL, batch_first;
+  cl_mem om = plain ? out->buf : outp->buf;
+  cl_mem pm = opad != NULL ? outp->buf : om;
+  cl_mem rm = res != NULL ? res->buf : om;
+  g_autofree gchar *padded_opts = NULL;
+  gint oh, ow;
   gsize global[3], local1[3] = { 1, 1, 1 };
   cl_kernel k;
   gboolean ok;
 
-  chblk_block (out->h, out->w, &rows, &cols);
+  /* @src is already padded */
+  oh = (src->h - p->kh) / p->stride_h + 1;
+  ow = (src->w - p->kw) / p->stride_w + 1;
+  if (oh * ow <= (single ? CHBLK_WHOLE_MAP : CHBLK_WHOLE_MAP_BATCH)) {
+    /* a tiny map (the face ResNet's 4x4 .. 1x1 layers of one image, 3x3 of
+     * a batch, whose 256-channel weights do not fit the cache): the whole
+     * map in one work-item of 16 channels, so each weight is read once per
+     * image and there are twice as many work-items; the taps rolled, no
+     * register to spare */
+    rows = oh;
+    cols = ow;
+    co = 16;
+    unroll = 1;
+    wm = packed_on_demand (conv->ctx, p, 16, &conv->cbuf16, error);
+    if (wm == NULL)
+      return FALSE;
+  } else {
+    chblk_block (oh, ow, &rows, &cols);
+  }
+  /* on a batch, when a work-item's weights outweigh its image's input, the
+   * images of one channel tile run one after the other, so the tile's
+   * weights stay in the core's cache (3x3 256->256 at 4x4, 8 images: 1.46x;
+   * 35x35 and 17x17 maps, where the input weighs more: 0.75-0.85x) */
+  batch_first = !single && (gint64) p->kh * p->kw * co > (gint64) src->h
+      * src->w;
   /* the geometry is compiled in: rebuild the options when it changes */
   if (conv->cb_options == NULL || conv->cb_h != src->h
-      || conv->cb_w != src->w) {
+      || conv->cb_w != src->w || conv->cb_single != single
+      || conv->cb_plain != plain
+      || memcmp (&conv->cb_opad, op, sizeof (*op)) != 0) {
+    if (opad != NULL)
+      padded_opts = g_strdup_printf (" -DCB_OPT=%d -DCB_OPL=%d -DCB_OPH=%d "
+          "-DCB_OPW=%d%s", op->top, op->left, oh + op->top + op->bottom,
+          ow + op->left + op->right, plain ? "" : " -DCB_NO_PLAIN");
     g_free (conv->cb_options);
     conv->cb_options = g_strdup_printf ("-DCB_R=%d -DCB_C=%d -DCB_H=%d "
         "-DCB_W=%d -DCB_OH=%d -DCB_OW=%d -DCB_KH=%d -DKW=%d -DCB_SH=%d "
-        "-DCB_SW=%d", rows, cols, src->h, src->w, out->h, out->w, p->kh,
-        p->kw, p->stride_h, p->stride_w);
+        "-DCB_SW=%d -DCB_CO=%d -DCB_UNROLL=%d%s%s", rows, cols, src->h, src->w,
+        oh, ow, p->kh, p->kw, p->stride_h, p->stride_w, co, unroll,
+        padded_opts ? padded_opts : "", batch_first ? " -DCB_BATCH_FIRST" :
+        "");
     conv->cb_h = src->h;
     conv->cb_w = src->w;
+    conv->cb_single = single;
+    conv->cb_plain = plain;
+    conv->cb_opad = *op;
   }
   k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_chblk",
       conv->cb_options, error);
   if (k == NULL)
     return FALSE;
-  global[0] = (p->cout + CHVEC_CO_TILE - 1) / CHVEC_CO_TILE;
-  global[1] = (gsize) ((out->h + rows - 1) / rows) * ((out->w + cols - 1)
-      / cols);
+  global[0] = (p->cout + co - 1) / co;
+  global[1] = (gsize) ((oh + rows - 1) / rows) * ((ow + cols - 1) / cols);
   global[2] = src->n;
+  if (batch_first) {
+    global[2] = global[0];
+    global[0] = src->n;
+  }
   ncl_context_lock (conv->ctx);
   ok = ncl_kernel_set_args (k, error, sizeof (cl_mem), &src->buf,
       sizeof (cl_mem), &wm, sizeof (cl_mem), &conv->bbuf, sizeof (cl_mem),
-      &rm, sizeof (cl_mem), &out->buf, sizeof (gint), &p->cin, sizeof (gint),
-      &p->cout, sizeof (gint), &has_res, sizeof (gint), &act,
-      sizeof (gfloat), &alpha, 0)
+      &rm, sizeof (cl_mem), &om, sizeof (cl_mem), &pm, sizeof (gint),
+      &p->cin, sizeof (gint), &p->cout, sizeof (gint), &has_res,
+      sizeof (gint), &act, sizeof (gfloat), &alpha, 0)
       && ncl_context_run (conv->ctx, k, 3, global, local1, error);
   ncl_context_unlock (conv->ctx);
   return ok;
@@ -829,25 +885,26 @@ forward_chblk (NclConv * conv, const NclTensor * src, cl_mem wm,
 /* Whether the channel-vector tile runs as blocks (conv2d_chblk) rather
  * than flattened pixel groups (conv2d_chvec) on @n images of @oh x @ow
  * outputs.  Measured (docs/kernels.md): blocks 1.1-1.7x faster from 8x8
- * maps up and on a 4x4 map of one image; flattened groups 1.1-1.3x faster
- * on 3x3 maps and on 4x4 maps of a batch, where they pack pixels of
+ * maps up; a tiny map as one 16-channel block 1.4x faster at 4x4 on one
+ * image, 1.3x at 3x3 on 8 images (batch-first order); flattened groups
+ * 1.5-2x faster on 1x1 and 2x2 maps of a batch, where they pack pixels of
  * several images into one work-item. */
 static gboolean
 chblk_preferred (gint n, gint oh, gint ow)
 {
-  return oh * ow >= 32 || (n == 1 && oh * ow >= 16);
+  return n == 1 || oh * ow >= 9;
 }
 
 /* conv2d_chvec (@blk: conv2d_chblk) on @in (padded first if the layer
  * pads); @res (nullable) is added before the activation. */
 static gboolean
 forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
-    gint act, gfloat alpha, NclTensor * out, gboolean blk, GError ** error)
+    gint act, gfloat alpha, NclTensor * out, const NclPadding * opad,
+    NclTensor * outp, gboolean blk, GError ** error)
 {
   const NclConvParams *p = &conv->p;
   const NclTensor *src = in;
-  gint npx = in->n * out->h * out->w, has_res = res != NULL;
-  gint px = chvec_px (npx);
+  gint npx, has_res = res != NULL, px;
   cl_mem wm = conv->wbuf, rm;
   gsize global[2], local1[2] = { 1, 1 };
   cl_kernel k;
@@ -864,7 +921,10 @@ forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
     src = conv->padded;
   }
   if (blk)
-    return forward_chblk (conv, src, wm, res, act, alpha, out, error);
+    return forward_chblk (conv, src, wm, res, act, alpha, out, opad, outp,
+        error);
+  npx = in->n * out->h * out->w;
+  px = chvec_px (npx);
   /* the tile follows the map size: rebuild the options when it changes */
   if (conv->cv_options == NULL || conv->cv_px != px) {
     g_free (conv->cv_options);
@@ -893,15 +953,15 @@ forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
 }
 
 static gboolean conv_forward (NclConv * conv, const NclTensor * in,
-    const NclTensor * res, NclActivation act, gfloat alpha,
-    NclTensor * out, GError ** error);
+    const NclTensor * res, NclActivation act, gfloat alpha, NclTensor * out,
+    const NclPadding * opad, NclTensor * outp, GError ** error);
 
 gboolean
 ncl_conv_forward (NclConv * conv, const NclTensor * in, NclTensor * out,
     GError ** error)
 {
-  return conv_forward (conv, in, NULL, conv->p.act, conv->p.alpha, out,
-      error);
+  return conv_forward (conv, in, NULL, conv->p.act, conv->p.alpha, out, NULL,
+      NULL, error);
 }
 
 gboolean
@@ -915,13 +975,69 @@ ncl_conv_forward_residual (NclConv * conv, const NclTensor * in,
         "tensor that is neither its input nor its output");
     return FALSE;
   }
-  return conv_forward (conv, in, res, act, alpha, out, error);
+  return conv_forward (conv, in, res, act, alpha, out, NULL, NULL, error);
 }
 
-/* out = act (conv (in) [+ res]); without @res, @act is the layer's own. */
+/* The variant a forward on @n images with @oh x @ow outputs runs: the one
+ * chosen at creation, or on CPU devices the channel-vector or GEMM kernel
+ * for the map (see chvec_preferred, gemm_preferred). */
+static ConvVariant
+pick_variant (NclConv * conv, gint n, gint oh, gint ow)
+{
+  ConvVariant v = conv->variant;
+
+  if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
+      && chvec_preferred (conv, ow))
+    v = chblk_preferred (n, oh, ow) ? CONV_CHBLK : CONV_CHVEC;
+  else if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
+      && gemm_preferred (&conv->p, v, n, ow))
+    v = CONV_GEMM;
+  return v;
+}
+
+gboolean
+ncl_conv_can_pad_output (NclConv * conv, gint n, gint h, gint w)
+{
+  gint oh, ow;
+
+  ncl_conv2d_out_size (&conv->p, h, w, &oh, &ow);
+  return n > 0 && oh > 0 && ow > 0
+      && pick_variant (conv, n, oh, ow) == CONV_CHBLK;
+}
+
+gboolean
+ncl_conv_forward_padded_out (NclConv * conv, const NclTensor * in,
+    const NclTensor * res, NclActivation act, gfloat alpha,
+    const NclPadding * pad, NclTensor * padded, NclTensor * out,
+    GError ** error)
+{
+  if ((res != NULL && (conv->p.act != NCL_ACT_NONE || res == out
+              || res == padded || res == in)) || padded == in || out == in
+      || padded == out || pad->top < 0 || pad->bottom < 0 || pad->left < 0
+      || pad->right < 0) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_FAILED,
+        "conv: a padded output needs non-negative padding and tensors "
+        "distinct from the input, and a residual a conv without activation "
+        "and a tensor that is neither its input nor an output");
+    return FALSE;
+  }
+  if (!ncl_conv_can_pad_output (conv, in->n, in->h, in->w)) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_UNSUPPORTED,
+        "conv: the %s kernel of this layer cannot write a padded output",
+        variant_names[conv->variant]);
+    return FALSE;
+  }
+  return conv_forward (conv, in, res, res != NULL ? act : conv->p.act,
+      res != NULL ? alpha : conv->p.alpha, out, pad, padded, error);
+}
+
+/* out = act (conv (in) [+ res]); without @res, @act is the layer's own.
+ * @opad (nullable, chblk only): the output is also written into the
+ * interior of @outp, padded by @opad; @out may then be NULL. */
 static gboolean
 conv_forward (NclConv * conv, const NclTensor * in, const NclTensor * res,
-    NclActivation act, gfloat alpha, NclTensor * out, GError ** error)
+    NclActivation act, gfloat alpha, NclTensor * out,
+    const NclPadding * opad, NclTensor * outp, GError ** error)
 {
   const NclConvParams *p = &conv->p;
   const NclTensor *src = in;
@@ -948,30 +1064,27 @@ conv_forward (NclConv * conv, const NclTensor * in, const NclTensor * res,
         "conv: cannot run in place");
     return FALSE;
   }
-  if (!ncl_tensor_reshape (out, in->n, p->cout, oh, ow, error))
+  if (out != NULL && !ncl_tensor_reshape (out, in->n, p->cout, oh, ow,
+          error))
     return FALSE;
-  if (res != NULL && (res->n != out->n || res->c != out->c
-          || res->h != out->h || res->w != out->w)) {
+  if (opad != NULL && !ncl_tensor_reshape (outp, in->n, p->cout, oh +
+          opad->top + opad->bottom, ow + opad->left + opad->right, error))
+    return FALSE;
+  if (res != NULL && (res->n != in->n || res->c != p->cout || res->h != oh
+          || res->w != ow)) {
     g_set_error (error, NCL_ERROR, NCL_ERROR_SHAPE,
         "conv: residual (%d, %d, %d, %d) differs from the output (%d, %d, "
-        "%d, %d)", res->n, res->c, res->h, res->w, out->n, out->c, out->h,
-        out->w);
+        "%d, %d)", res->n, res->c, res->h, res->w, in->n, p->cout, oh, ow);
     return FALSE;
   }
   if (in->n == 0)
     return TRUE;
 
-  v = conv->variant;
-  if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
-      && chvec_preferred (conv, ow))
-    v = chblk_preferred (in->n, oh, ow) ? CONV_CHBLK : CONV_CHVEC;
-  else if (!conv->forced && (v == CONV_DIRECT || v == CONV_WINO4)
-      && gemm_preferred (p, v, in->n, ow))
-    v = CONV_GEMM;
+  v = pick_variant (conv, in->n, oh, ow);
   conv->used = v;
   if (v == CONV_CHVEC || v == CONV_CHBLK)
-    return forward_chvec (conv, in, res, act, alpha, out, v == CONV_CHBLK,
-        error);
+    return forward_chvec (conv, in, res, act, alpha, out, opad, outp,
+        v == CONV_CHBLK, error);
   if (res != NULL) {
     /* the other kernels: the conv (no activation of its own), then the
      * add in place */

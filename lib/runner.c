@@ -33,6 +33,11 @@ typedef struct
                                  * it aliases) adds this node's tensor and
                                  * applies the add's activation; -2: none */
   gboolean add_fused;           /* add: done by the conv feeding it */
+  gint pad_into;                /* conv: the conv that alone reads this
+                                 * output and zero-pads it (-1: none); this
+                                 * conv writes into its padded input */
+  gboolean prepadded;           /* conv: this run's padded input (scratch)
+                                 * was written by the conv feeding it */
   gint oc, oh, ow;
   gdouble macs;
   gdouble seconds;
@@ -105,6 +110,7 @@ ncl_runner_new (NclModel * model, NclContext * ctx, GError ** error)
     rn->node = n;
     rn->alias = -1;
     rn->res = -2;
+    rn->pad_into = -1;
     rn->src = n->in0;
     rn->upsample_scale = 1;
     if (n->in0 >= 0)
@@ -195,6 +201,24 @@ ncl_runner_new (NclModel * model, NclContext * ctx, GError ** error)
       if (rn->out == NULL)
         return NULL;
     }
+  }
+
+  /* conv -> zero-padding conv, the first conv's output read by nothing
+   * else: the first writes straight into the second's padded input (where
+   * its kernel can, decided per run), saving a padding pass.  (Also writing
+   * the padded copy of an output that others read, such as a residual
+   * block's, measured no faster than the padding pass it saves.) */
+  for (guint i = 0; i < nodes->len; i++) {
+    RunNode *rn = &r->nodes[i];
+    RunNode *s = rn->src >= 0 ? &r->nodes[rn->src] : NULL;
+
+    if (rn->node->op == NCL_OP_CONV && rn->upsample_scale == 1
+        && rn->node->conv.pad.mode == NCL_PAD_ZERO
+        && !(rn->node->conv.groups > 1
+            && rn->node->conv.groups == rn->node->conv.cin)
+        && s != NULL && s->node->op == NCL_OP_CONV && s->consumers == 1
+        && s->alias < 0 && s->res == -2 && s->upsample_scale == 1)
+      s->pad_into = i;
   }
   return g_steal_pointer (&r);
 }
@@ -404,7 +428,10 @@ run_node (NclRunner * r, guint i, const NclTensor * input, GError ** error)
         }
         return ncl_conv_forward (rn->conv, in, out, error);
       }
-      if (rn->upsample_scale > 1 || pad.top || pad.bottom || pad.left
+      if (rn->prepadded) {
+        rn->prepadded = FALSE;
+        src = rn->scratch;
+      } else if (rn->upsample_scale > 1 || pad.top || pad.bottom || pad.left
           || pad.right) {
         if (rn->scratch == NULL) {
           rn->scratch = ncl_tensor_new (ctx, 1, 1, 1, 1, error);
@@ -415,6 +442,33 @@ run_node (NclRunner * r, guint i, const NclTensor * input, GError ** error)
                 rn->scratch, error))
           return FALSE;
         src = rn->scratch;
+      }
+      if (rn->pad_into >= 0) {
+        RunNode *next = &r->nodes[rn->pad_into];
+        NclPadding npad;
+
+        /* write into the next conv's padded input instead, its border
+         * kept zero (zeroed when its shape changes; a zero padding pass
+         * there leaves it zero too) */
+        conv_padding (next->node, rn->oh, rn->ow, &npad);
+        if ((npad.top || npad.bottom || npad.left || npad.right)
+            && ncl_conv_can_pad_output (rn->conv, src->n, src->h, src->w)) {
+          gint ph = rn->oh + npad.top + npad.bottom;
+          gint pw = rn->ow + npad.left + npad.right;
+
+          if (next->scratch == NULL &&
+              !(next->scratch = ncl_tensor_new (ctx, 1, 1, 1, 1, error)))
+            return FALSE;
+          if (next->scratch->n != src->n || next->scratch->c != rn->oc
+              || next->scratch->h != ph || next->scratch->w != pw) {
+            if (!ncl_tensor_reshape (next->scratch, src->n, rn->oc, ph, pw,
+                    error) || !ncl_tensor_zero (next->scratch, error))
+              return FALSE;
+          }
+          next->prepadded = TRUE;
+          return ncl_conv_forward_padded_out (rn->conv, src, NULL,
+              NCL_ACT_NONE, 0.0f, &npad, next->scratch, NULL, error);
+        }
       }
       if (rn->res != -2) {
         const NclNode *add = r->nodes[rn->alias].node;

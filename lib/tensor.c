@@ -101,6 +101,22 @@ ncl_tensor_reshape (NclTensor * t, gint n, gint c, gint h, gint w,
 }
 
 gboolean
+ncl_tensor_zero (NclTensor * t, GError ** error)
+{
+  const gfloat zero = 0.0f;
+  cl_int st = clEnqueueFillBuffer (ncl_context_get_queue (t->ctx), t->buf,
+      &zero, sizeof (zero), 0, ncl_tensor_numel (t) * sizeof (gfloat), 0,
+      NULL, NULL);
+
+  if (st != CL_SUCCESS) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_OPENCL,
+        "cannot clear a device buffer: %s", ncl_cl_status_name (st));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
 ncl_tensor_upload (NclTensor * t, const gfloat * data, GError ** error)
 {
   cl_int st = clEnqueueWriteBuffer (ncl_context_get_queue (t->ctx), t->buf,

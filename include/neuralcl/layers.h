@@ -122,6 +122,22 @@ gboolean ncl_conv_forward (NclConv * conv, const NclTensor * in,
 gboolean ncl_conv_forward_residual (NclConv * conv, const NclTensor * in,
     const NclTensor * res, NclActivation act, gfloat alpha, NclTensor * out,
     GError ** error);
+/* Writing straight into the next conv's padded input.  Whether
+ * ncl_conv_forward_padded_out can run this conv on @n images of @h x @w
+ * (it can where the channel-vector block kernel runs the shape). */
+gboolean ncl_conv_can_pad_output (NclConv * conv, gint n, gint h, gint w);
+/* act (conv (in) [+ res]) written into the interior of @padded, which is
+ * reshaped to (n, cout, oh + pad->top + pad->bottom, ow + pad->left +
+ * pad->right) and whose border is left as it is (the caller keeps it zero:
+ * a zero-padded input for a conv that then needs no padding pass), and
+ * into @out (nullable: not written) as ncl_conv_forward would.  @res
+ * (nullable) has the unpadded output shape; with @res the conv's own
+ * activation must be none and @act, @alpha apply, without it the conv's.
+ * Fails where ncl_conv_can_pad_output says no. */
+gboolean ncl_conv_forward_padded_out (NclConv * conv, const NclTensor * in,
+    const NclTensor * res, NclActivation act, gfloat alpha,
+    const NclPadding * pad, NclTensor * padded, NclTensor * out,
+    GError ** error);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NclConv, ncl_conv_free)
 
 /* ---- instance norm (affine), + optional residual, + activation ---------- */

@@ -33,6 +33,8 @@ ncl_tensor_numel (const NclTensor * t)
 }
 
 /* Host <-> device copies of ncl_tensor_numel() floats (blocking). */
+/* Sets every value of @t (its current shape) to zero, on the queue. */
+gboolean ncl_tensor_zero (NclTensor * t, GError ** error);
 gboolean ncl_tensor_upload (NclTensor * t, const gfloat * data,
     GError ** error);
 gboolean ncl_tensor_download (const NclTensor * t, gfloat * data,

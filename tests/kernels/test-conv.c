@@ -111,6 +111,8 @@ static const ConvCase cases[] = {
   {"blk 23x23",     1, 16, 32,23, 23,3,3,1,1, 1,1,1,1,1,Z,A1, TRUE},
   {"blk 5x6 b2",    2, 40, 36, 5,  6,3,3,1,1, 1,1,1,1,1,Z,A0, TRUE},
   {"blk s2 5x5",    1,  8, 32,29, 21,5,5,2,2, 1,2,2,2,2,E,A2, TRUE},
+  /* one image, tiny map: the whole map in one 16-channel block */
+  {"blk 3x3 b1",    1, 48, 40, 3,  3,3,3,1,1, 1,1,1,1,1,Z,A1, TRUE},
 };
 
 /* every variant ncl_conv_new can pick; each must be exercised */
@@ -246,6 +248,7 @@ test_residual (NclContext * ctx)
     {"res 8x8 c40", 1, 16, 40, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, Z, A0, TRUE},
     {"res 35 wide", 1, 16, 32, 5, 35, 3, 3, 1, 1, 1, 1, 1, 1, 1, R, A0, TRUE},
     {"res 1x1", 3, 24, 64, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, Z, A0, FALSE},
+    {"res 4x4 b1", 1, 32, 40, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, Z, A0, TRUE},
   };
   static const gchar *const forced[] = { "chvec", "chblk", "winograd4",
     "gemm", "direct", "generic"
@@ -321,6 +324,152 @@ test_residual (NclContext * ctx)
     }
   }
   g_unsetenv ("NEURALCL_CONV_VARIANT");
+}
+
+/* ncl_conv_forward_padded_out: the output (plus a residual) written into
+ * the interior of a larger tensor whose border keeps its values; refused
+ * by a variant that cannot. */
+static void
+test_padded_out (NclContext * ctx)
+{
+  static const ConvCase pc[] = {
+    {"padded out 17", 1, 32, 32, 17, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, Z, A1, TRUE},
+    {"padded out res", 2, 16, 40, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, Z, A0, TRUE},
+    {"padded out 4x4", 1, 64, 48, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, Z, A1, TRUE},
+    {"padded out s2", 2, 8, 32, 23, 21, 5, 5, 2, 2, 1, 2, 2, 2, 2, Z, A2, FALSE},
+  };
+  static const NclPadding opads[] = {
+    {1, 1, 1, 1, NCL_PAD_ZERO}, {2, 1, 0, 3, NCL_PAD_ZERO},
+    {1, 1, 1, 1, NCL_PAD_ZERO}, {0, 2, 1, 0, NCL_PAD_ZERO},
+  };
+  const gfloat border = 7.0f;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (pc); i++) {
+    const ConvCase *c = &pc[i];
+    const NclPadding *op = &opads[i];
+    gboolean with_res = i == 1;
+    NclConvParams p;
+    gint oh, ow, ph, pw;
+    gsize nin = (gsize) c->n * c->cin * c->h * c->w, nout, npad;
+    g_autofree gfloat *in = g_new (gfloat, nin);
+    g_autofree gfloat *weight =
+        g_new (gfloat, (gsize) c->cout * c->cin * c->kh * c->kw);
+    g_autofree gfloat *bias = g_new (gfloat, c->cout);
+    g_autofree gfloat *conv_ref = NULL, *res = NULL, *want = NULL;
+    g_autofree gfloat *got = NULL;
+    g_autoptr (NclConv) conv = NULL;
+    g_autoptr (NclTensor) tin = NULL, tres = NULL, tout = NULL;
+    g_autoptr (NclTensor) tplain = NULL;
+    g_autoptr (GError) error = NULL;
+    gboolean interior_ok = TRUE, border_ok = TRUE;
+    gfloat max_err = 0.0f;
+
+    case_params (c, &p);
+    if (with_res)
+      p.act = NCL_ACT_NONE;
+    ncl_test_fill_random (in, nin, 900 + i, -1.0f, 1.0f);
+    ncl_test_fill_random (weight, (gsize) c->cout * c->cin * c->kh * c->kw,
+        910 + i, -0.2f, 0.2f);
+    ncl_test_fill_random (bias, c->cout, 920 + i, -0.5f, 0.5f);
+    p.weight = weight;
+    p.bias = bias;
+    ncl_conv2d_out_size (&p, c->h, c->w, &oh, &ow);
+    nout = (gsize) c->n * c->cout * oh * ow;
+    ph = oh + op->top + op->bottom;
+    pw = ow + op->left + op->right;
+    npad = (gsize) c->n * c->cout * ph * pw;
+    conv_ref = g_new (gfloat, nout);
+    ncl_conv2d_forward_ref (&p, in, c->n, c->h, c->w, conv_ref);
+    if (with_res) {
+      res = g_new (gfloat, nout);
+      ncl_test_fill_random (res, nout, 930 + i, -1.5f, 1.5f);
+      ncl_add_forward_ref (conv_ref, res, nout, NCL_ACT_LEAKY_RELU, 0.1f,
+          conv_ref);
+    }
+    want = g_new (gfloat, npad);
+    for (gsize k = 0; k < npad; k++)
+      want[k] = border;
+
+    g_setenv ("NEURALCL_CONV_VARIANT", "chblk", TRUE);
+    conv = ncl_conv_new (ctx, &p, &error);
+    g_unsetenv ("NEURALCL_CONV_VARIANT");
+    NCL_CHECK_NO_ERROR (error);
+    if (conv == NULL)
+      continue;
+    NCL_CHECK (ncl_conv_can_pad_output (conv, c->n, c->h, c->w));
+    tin = ncl_test_tensor (ctx, in, c->n, c->cin, c->h, c->w);
+    tout = ncl_test_tensor (ctx, want, c->n, c->cout, ph, pw);
+    /* the residual case also writes the plain output */
+    if (with_res) {
+      tres = ncl_test_tensor (ctx, res, c->n, c->cout, oh, ow);
+      tplain = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+    }
+    NCL_CHECK (ncl_conv_forward_padded_out (conv, tin, tres,
+            NCL_ACT_LEAKY_RELU, 0.1f, op, tout, tplain, &error));
+    NCL_CHECK_NO_ERROR (error);
+    if (tplain != NULL) {
+      g_autofree gfloat *plain = ncl_test_download (tplain);
+      g_autofree gchar *label = g_strdup_printf ("%s, plain output",
+          c->name);
+
+      NCL_CHECK (tplain->h == oh && tplain->w == ow);
+      ncl_test_compare (label, plain, conv_ref, nout, ATOL, RTOL);
+    }
+    NCL_CHECK (tout->n == c->n && tout->c == c->cout && tout->h == ph
+        && tout->w == pw);
+    got = ncl_test_download (tout);
+    for (gint b = 0; b < c->n; b++) {
+      for (gint co = 0; co < c->cout; co++) {
+        for (gint y = 0; y < ph; y++) {
+          for (gint x = 0; x < pw; x++) {
+            gfloat v = got[(((gsize) b * c->cout + co) * ph + y) * pw + x];
+            gint iy = y - op->top, ix = x - op->left;
+
+            if (iy < 0 || iy >= oh || ix < 0 || ix >= ow) {
+              border_ok &= v == border;
+            } else {
+              gfloat r = conv_ref[(((gsize) b * c->cout + co) * oh + iy)
+                  * ow + ix];
+              gfloat e = fabsf (v - r);
+
+              max_err = MAX (max_err, e);
+              interior_ok &= e <= ATOL + RTOL * fabsf (r);
+            }
+          }
+        }
+      }
+    }
+    g_print ("%s %s: interior max abs error %.3g, border %s\n",
+        interior_ok && border_ok ? "ok" : "FAIL", c->name, max_err,
+        border_ok ? "untouched" : "WRITTEN");
+    NCL_CHECK (interior_ok && border_ok);
+  }
+
+  /* a variant that cannot: refused with UNSUPPORTED */
+  {
+    const ConvCase *c = &pc[0];
+    NclConvParams p;
+    g_autofree gfloat *weight =
+        g_new0 (gfloat, (gsize) c->cout * c->cin * c->kh * c->kw);
+    g_autoptr (NclConv) conv = NULL;
+    g_autoptr (NclTensor) tin = NULL, tout = NULL;
+    g_autoptr (GError) error = NULL;
+
+    case_params (c, &p);
+    p.weight = weight;
+    g_setenv ("NEURALCL_CONV_VARIANT", "direct", TRUE);
+    conv = ncl_conv_new (ctx, &p, &error);
+    g_unsetenv ("NEURALCL_CONV_VARIANT");
+    NCL_CHECK_NO_ERROR (error);
+    if (conv != NULL) {
+      tin = ncl_test_tensor (ctx, NULL, 1, c->cin, c->h, c->w);
+      tout = ncl_test_tensor (ctx, NULL, 1, 1, 1, 1);
+      NCL_CHECK (!ncl_conv_can_pad_output (conv, 1, c->h, c->w));
+      NCL_CHECK (!ncl_conv_forward_padded_out (conv, tin, NULL,
+              NCL_ACT_NONE, 0.0f, &opads[0], tout, NULL, &error));
+      NCL_CHECK (g_error_matches (error, NCL_ERROR, NCL_ERROR_UNSUPPORTED));
+    }
+  }
 }
 
 /* One conv object run on two input sizes and batch counts in turn: the
@@ -533,6 +682,7 @@ main (void)
   test_cases (ctx);
   test_reuse (ctx);
   test_residual (ctx);
+  test_padded_out (ctx);
   test_fold_batchnorm (ctx);
   test_errors (ctx);
   return ncl_test_finish ();
