@@ -661,6 +661,20 @@ ncl_augment_draw (const NclEmbedTrainSettings * s, gint h, gint w,
     a->gain = 1.0 + s->contrast * sym_rand (rand);
   if (s->brightness > 0)
     a->offset = s->brightness * sym_rand (rand);
+  /* drawn only when asked for: the stream of a run without them stays */
+  if (s->glasses > 0 && g_rand_double (rand) < s->glasses) {
+    /* ORL-like framing: eyes about 40 % down, a third of the width apart */
+    a->glasses = TRUE;
+    a->glasses_x = w * (0.5 + 0.05 * sym_rand (rand));
+    a->glasses_y = h * (0.40 + 0.05 * sym_rand (rand));
+    a->glasses_sep = w * (0.17 + 0.03 * sym_rand (rand));
+    a->glasses_rx = w * (0.12 + 0.03 * sym_rand (rand));
+    a->glasses_ry = h * (0.07 + 0.02 * sym_rand (rand));
+    a->glasses_width = MAX (w / 46.0, 0.5) * (1.0 + 0.5 * sym_rand (rand));
+    /* mostly dark frames, sometimes light ones (inputs are -1 .. 1) */
+    a->glasses_value = g_rand_double (rand) < 0.8 ?
+        -1.0 + 0.5 * g_rand_double (rand) : 0.4 + 0.6 * g_rand_double (rand);
+  }
   if (s->erase > 0 && g_rand_double (rand) < s->erase) {
     gdouble area = (0.02 + 0.23 * g_rand_double (rand)) * h * w;
     gdouble aspect = exp (log (0.3) + (log (3.3) - log (0.3)) *
@@ -673,9 +687,60 @@ ncl_augment_draw (const NclEmbedTrainSettings * s, gint h, gint w,
   }
 }
 
-void
-ncl_augment_apply (const NclAugment * a, const gfloat * src, gint c, gint h,
-    gint w, gfloat * dst)
+/* Distance from (x, y) to the segment (x0, y0) - (x1, y1). */
+static gdouble
+segment_distance (gdouble x, gdouble y, gdouble x0, gdouble y0, gdouble x1,
+    gdouble y1)
+{
+  gdouble dx = x1 - x0, dy = y1 - y0, l2 = dx * dx + dy * dy;
+  gdouble t = l2 > 0 ? CLAMP (((x - x0) * dx + (y - y0) * dy) / l2, 0, 1) : 0;
+
+  return hypot (x - x0 - t * dx, y - y0 - t * dy);
+}
+
+/* The glasses of @a over every plane of @img (c, h, w), in place. */
+static void
+draw_glasses (const NclAugment * a, gfloat * img, gint c, gint h, gint w)
+{
+  gdouble half = a->glasses_width / 2;
+  gdouble inner = a->glasses_sep - a->glasses_rx;
+  gdouble outer = a->glasses_sep + a->glasses_rx;
+
+  for (gint y = 0; y < h; y++) {
+    for (gint x = 0; x < w; x++) {
+      gdouble dist = G_MAXDOUBLE, cover;
+
+      for (gint side = -1; side <= 1; side += 2) {
+        gdouble u = (x - (a->glasses_x + side * a->glasses_sep)) /
+            a->glasses_rx;
+        gdouble v = (y - a->glasses_y) / a->glasses_ry;
+        gdouble r = sqrt (u * u + v * v);
+
+        /* first-order distance to the rim, in pixels */
+        dist = MIN (dist, fabs (r - 1) * MIN (a->glasses_rx,
+                a->glasses_ry));
+        /* temple: from the rim's outer side to the edge of the image */
+        dist = MIN (dist, segment_distance (x, y, a->glasses_x + side *
+                outer, a->glasses_y, side < 0 ? 0 : w - 1, a->glasses_y));
+      }
+      dist = MIN (dist, segment_distance (x, y, a->glasses_x - inner,
+              a->glasses_y - 0.3 * a->glasses_ry, a->glasses_x + inner,
+              a->glasses_y - 0.3 * a->glasses_ry));
+      cover = CLAMP (half + 0.5 - dist, 0.0, 1.0);
+      if (cover <= 0)
+        continue;
+      for (gint p = 0; p < c; p++) {
+        gfloat *v = img + ((gsize) p * h + y) * w + x;
+
+        *v = (gfloat) ((1 - cover) * *v + cover * a->glasses_value);
+      }
+    }
+  }
+}
+
+static void
+augment_apply_plain (const NclAugment * a, const gfloat * src, gint c,
+    gint h, gint w, gfloat * dst)
 {
   gdouble cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
   /* output -> source: undo the translation, the rotation, the scale */
@@ -734,6 +799,21 @@ ncl_augment_apply (const NclAugment * a, const gfloat * src, gint c, gint h,
           x < MIN (a->erase_x + a->erase_w, w); x++)
         dp[(gsize) y * w + x] = (gfloat) mean;
   }
+}
+
+void
+ncl_augment_apply (const NclAugment * a, const gfloat * src, gint c, gint h,
+    gint w, gfloat * dst)
+{
+  g_autofree gfloat *drawn = NULL;
+
+  if (a->glasses) {
+    /* on the source: the glasses move with the face */
+    drawn = g_memdup2 (src, sizeof (gfloat) * c * h * w);
+    draw_glasses (a, drawn, c, h, w);
+    src = drawn;
+  }
+  augment_apply_plain (a, src, c, h, w, dst);
 }
 
 typedef struct

@@ -251,7 +251,7 @@ typedef struct
   gchar *labels, *root, *graph, *output, *mining, *input, *cache;
   gchar *detector, *device, *distance;
   gdouble margin, lr, wd, border;
-  gdouble shift, zoom, rotate, brightness, contrast, erase, eval_shift;
+  gdouble shift, zoom, rotate, brightness, contrast, erase, eval_shift, glasses;
   gdouble sm_weight, sm_scale, sm_margin;
   gint p, k, iterations, seed, split_seed, test_ids, width, height;
   gint checkpoint_every, warmup, average_from;
@@ -305,7 +305,8 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
     NULL
   };
   static const gchar *const aug_keys[] = {
-    "shift", "zoom", "rotate", "brightness", "contrast", "erase", NULL
+    "shift", "zoom", "rotate", "brightness", "contrast", "erase", "glasses",
+    NULL
   };
   g_autoptr (NclYamlDoc) doc = ncl_yaml_load_file (path, error);
   const NclYamlNode *root, *size, *aug;
@@ -358,7 +359,7 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
   if (aug != NULL) {
     if (ncl_yaml_node_get_type (aug) != NCL_YAML_MAPPING)
       return ncl_yaml_set_error (doc, aug, error, "expected a mapping "
-          "(shift, zoom, rotate, brightness, contrast, erase)");
+          "(shift, zoom, rotate, brightness, contrast, erase, glasses)");
     if (!ncl_yaml_check_keys (doc, aug, aug_keys, error) ||
         !ncl_yaml_get_double (doc, aug, "shift", 0, 0.5, &o->shift, error) ||
         !ncl_yaml_get_double (doc, aug, "zoom", 0, 0.9, &o->zoom, error) ||
@@ -366,7 +367,9 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
             error) || !ncl_yaml_get_double (doc, aug, "brightness", 0, 2,
             &o->brightness, error) || !ncl_yaml_get_double (doc, aug,
             "contrast", 0, 0.9, &o->contrast, error) ||
-        !ncl_yaml_get_double (doc, aug, "erase", 0, 1, &o->erase, error))
+        !ncl_yaml_get_double (doc, aug, "erase", 0, 1, &o->erase, error) ||
+        !ncl_yaml_get_double (doc, aug, "glasses", 0, 1, &o->glasses,
+            error))
       return FALSE;
   }
   size = ncl_yaml_mapping_lookup (root, "input-size");
@@ -646,6 +649,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "Augmentation: random gain in [1 - F, 1 + F]", "F"},
     {"erase", 0, 0, G_OPTION_ARG_DOUBLE, &o.erase,
         "Augmentation: erase a random rectangle with probability P", "P"},
+    {"glasses", 0, 0, G_OPTION_ARG_DOUBLE, &o.glasses,
+        "Augmentation: draw synthetic glasses with probability P", "P"},
     {"eval-flip", 0, 0, G_OPTION_ARG_NONE, &eval_flip,
         "Evaluate on the mean of the embeddings of each photo and its "
           "mirror image", NULL},
@@ -697,6 +702,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   /* sentinels: unset CLI values */
   o.margin = o.lr = o.wd = -1;
   o.shift = o.zoom = o.rotate = o.brightness = o.contrast = o.erase = -1;
+  o.glasses = -1;
   o.eval_shift = o.sm_weight = o.sm_scale = o.sm_margin = -1;
   o.iterations = o.seed = o.test_ids = o.warmup = o.average_from = -1;
   g_option_context_set_summary (octx,
@@ -767,6 +773,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     o.contrast = cli.contrast;
   if (cli.erase >= 0)
     o.erase = cli.erase;
+  if (cli.glasses >= 0)
+    o.glasses = cli.glasses;
   if (cli.eval_shift >= 0)
     o.eval_shift = cli.eval_shift;
   if (cli.sm_weight >= 0)
@@ -797,10 +805,10 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     return ncl_cli_fail ("%s: --batch: '%s' is not PxK (2 or more each)",
         name, size);
   if (o.shift > 0.5 || o.zoom >= 1 || o.rotate > 180 || o.brightness > 2 ||
-      o.contrast >= 1 || o.erase > 1 || o.wd > 1 || o.eval_shift > 0.5)
+      o.contrast >= 1 || o.erase > 1 || o.glasses > 1 || o.wd > 1 || o.eval_shift > 0.5)
     return ncl_cli_fail ("%s: augmentation out of range (shift <= 0.5, "
         "zoom < 1, rotate <= 180, brightness <= 2, contrast < 1, "
-        "erase <= 1; weight-decay <= 1, eval-shift <= 0.5)", name);
+        "erase <= 1, glasses <= 1; weight-decay <= 1, eval-shift <= 0.5)", name);
 
   if (o.labels == NULL || o.output == NULL || o.graph == NULL)
     return ncl_cli_fail ("%s: --labels, --graph and --output are required "
@@ -932,6 +940,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     s.brightness = o.brightness;
     s.contrast = o.contrast;
     s.erase = o.erase;
+    s.glasses = o.glasses;
   }
   s.seed = o.seed;
   s.checkpoint_every = o.checkpoint_every;
@@ -954,7 +963,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         "learning rate %g%s, "
         "weight decay %g, "
         "augmentation flip %s shift %g zoom %g rotate %g brightness %g "
-        "contrast %g erase %g%s%s, seed %d", dn, base, data.n_identities,
+        "contrast %g erase %g glasses %g%s%s, seed %d", dn, base, data.n_identities,
         o.test_ids > 0 ? ", others held out" : "",
         ncl_triplet_mining_to_string (s.mining), s.warmup,
         s.soft_margin ? "soft margin on" : "hinge on",
@@ -962,7 +971,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
         s.iterations, s.identities_per_batch, s.images_per_identity,
         s.learning_rate, s.cosine ? " (cosine)" : "", s.weight_decay,
         s.flip ? "on" : "off", s.shift, s.zoom, s.rotate, s.brightness,
-        s.contrast, s.erase, sm, av, s.seed);
+        s.contrast, s.erase, s.glasses, sm, av, s.seed);
   }
   fprintf (stderr, "%s: %d photos of %d identities for training, %u held "
       "out; input %d x %d x %d\n", name, data.n, data.n_identities,

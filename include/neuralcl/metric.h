@@ -199,6 +199,8 @@ typedef struct
    * written as the trained weights (the checkpoint keeps the last ones;
    * a resumed run averages from where it resumes), 0: off */
   gint average_from;
+  gdouble glasses;              /* probability of drawing a synthetic pair
+                                 * of glasses (NclAugment), 0 */
 } NclEmbedTrainSettings;
 
 void ncl_embed_train_settings_init (NclEmbedTrainSettings * s);
@@ -216,6 +218,11 @@ void ncl_embed_train_settings_clear (NclEmbedTrainSettings * s);
  *   mean after the geometric part
  * @erase_x, @erase_y, @erase_w, @erase_h: a rectangle (pixels) set to the
  *   plane's mean at the end; none when @erase_w or @erase_h is 0
+ * @glasses: draw a pair of glasses on the source before the geometric
+ *   part: two elliptic rims of radii @glasses_rx x @glasses_ry (pixels)
+ *   centred at (@glasses_x -+ @glasses_sep, @glasses_y), a bridge between
+ *   them and temples out to the edges, lines @glasses_width pixels wide
+ *   of value @glasses_value (antialiased)
  *
  * One image's augmentation: the geometric part samples the source
  * bilinearly with the edges replicated; the identity copies exactly.
@@ -226,6 +233,9 @@ typedef struct
   gdouble dx, dy, scale, angle;
   gdouble gain, offset;
   gint erase_x, erase_y, erase_w, erase_h;
+  gboolean glasses;
+  gdouble glasses_x, glasses_y, glasses_sep, glasses_rx, glasses_ry;
+  gdouble glasses_width, glasses_value;
 } NclAugment;
 
 void ncl_augment_init (NclAugment * a);

@@ -399,6 +399,59 @@ test_strings (void)
  * turn and a 2x zoom move pixels where they should, gain and offset act
  * around the plane mean; draws stay within their ranges and repeat for a
  * seed; 1 x 1 inputs are never changed. */
+/* Synthetic glasses: on a flat 46 x 56 face-sized plane they darken the
+ * rims (left and right of the centre at eye height) and the temples, and
+ * leave the forehead, the chin and the lens centres alone; the draws stay
+ * off when the probability is 0. */
+static void
+test_glasses (void)
+{
+  enum { W = 46, H = 56 };
+  g_autofree gfloat *src = g_new (gfloat, W * H);
+  g_autofree gfloat *dst = g_new (gfloat, W * H);
+  NclEmbedTrainSettings s;
+  NclAugment a;
+  g_autoptr (GRand) r = g_rand_new_with_seed (5);
+  gint lx, rx, ey;
+
+  for (gint i = 0; i < W * H; i++)
+    src[i] = 0.5f;
+  ncl_augment_init (&a);
+  a.glasses = TRUE;
+  a.glasses_x = 22.5;
+  a.glasses_y = 22;
+  a.glasses_sep = 8;
+  a.glasses_rx = 5;
+  a.glasses_ry = 4;
+  a.glasses_width = 1;
+  a.glasses_value = -1;
+  ncl_augment_apply (&a, src, 1, H, W, dst);
+  lx = (gint) (a.glasses_x - a.glasses_sep);
+  rx = (gint) (a.glasses_x + a.glasses_sep + 1);
+  ey = (gint) a.glasses_y;
+  /* rims: 5 pixels left and right of each lens centre, at eye height */
+  NCL_CHECK (dst[ey * W + lx - 5] < 0 && dst[ey * W + rx + 5] < 0);
+  /* top of the rims, temples at the edges */
+  NCL_CHECK (dst[(ey - 4) * W + lx] < 0.5f && dst[ey * W] < 0);
+  NCL_CHECK (dst[ey * W + W - 1] < 0);
+  /* untouched: lens centres, forehead, chin; the source is not changed */
+  NCL_CHECK (dst[ey * W + lx] == 0.5f && dst[ey * W + rx] == 0.5f);
+  NCL_CHECK (dst[5 * W + 23] == 0.5f && dst[50 * W + 23] == 0.5f);
+  NCL_CHECK (src[ey * W + lx - 5] == 0.5f);
+
+  ncl_embed_train_settings_init (&s);
+  for (gint k = 0; k < 20; k++) {
+    ncl_augment_draw (&s, H, W, r, &a);
+    NCL_CHECK (!a.glasses);
+  }
+  s.glasses = 1;
+  for (gint k = 0; k < 20; k++) {
+    ncl_augment_draw (&s, H, W, r, &a);
+    NCL_CHECK (a.glasses && a.glasses_y > 0.3 * H && a.glasses_y < 0.5 * H
+        && a.glasses_sep > a.glasses_rx * 0.5 && a.glasses_width > 0);
+  }
+}
+
 static void
 test_augment (void)
 {
@@ -763,6 +816,7 @@ main (gint argc, gchar ** argv)
   test_loss_variants ();
   test_cosine_softmax ();
   test_augment ();
+  test_glasses ();
   test_trainer ();
   return ncl_test_finish ();
 }
