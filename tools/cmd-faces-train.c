@@ -251,7 +251,7 @@ typedef struct
   gchar *labels, *root, *graph, *output, *mining, *input, *cache;
   gchar *detector, *device, *distance;
   gdouble margin, lr, wd, border;
-  gdouble shift, zoom, rotate, brightness, contrast, erase, eval_shift, glasses;
+  gdouble shift, zoom, rotate, brightness, contrast, erase, eval_shift, glasses, eval_zoom;
   gdouble sm_weight, sm_scale, sm_margin;
   gint p, k, iterations, seed, split_seed, test_ids, width, height;
   gint checkpoint_every, warmup, average_from;
@@ -300,7 +300,7 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
     "iterations", "learning-rate", "weight-decay", "seed", "flip",
     "input-size", "test-identities", "split-seed", "checkpoint-every",
     "detector", "border", "device", "augment", "warmup", "cosine",
-    "soft-margin", "distance", "eval-flip", "eval-shift",
+    "soft-margin", "distance", "eval-flip", "eval-shift", "eval-zoom",
     "softmax-weight", "softmax-scale", "softmax-margin", "average-from",
     NULL
   };
@@ -348,6 +348,8 @@ train_opts_load (TrainOpts * o, const gchar * path, GError ** error)
           "distance", &o->distance, error) || !ncl_yaml_get_bool (doc, root,
           "eval-flip", &o->eval_flip, error) || !ncl_yaml_get_double (doc,
           root, "eval-shift", 0, 0.5, &o->eval_shift, error) ||
+      !ncl_yaml_get_double (doc, root, "eval-zoom", 0, 1, &o->eval_zoom,
+          error) ||
       !ncl_yaml_get_double (doc, root, "softmax-weight", 0, 100,
           &o->sm_weight, error) || !ncl_yaml_get_double (doc, root,
           "softmax-scale", 0, 1000, &o->sm_scale, error) ||
@@ -487,22 +489,27 @@ evaluate (const gfloat * emb, gint d, const gint * ids, const gboolean
 /* Test-time views: @emb (L2-normalised) becomes the normalised sum of
  * itself and the normalised embeddings of each photo's other views: its
  * mirror image (@flip), the photo moved by +-@shift of its width and of its
- * height (edges repeated), and with @flip the mirror of each moved copy. */
+ * height (edges repeated), the photo magnified by 1 + @zoom and by
+ * 1 / (1 + @zoom), and with @flip the mirror of each of those. */
 static gboolean
 add_views (NclContext * ctx, NclModel * model, const NclEmbedDataset
     * data, gfloat * emb, gint d, gboolean flip, gdouble shift,
-    GError ** error)
+    gdouble zoom, GError ** error)
 {
   gsize per = (gsize) data->c * data->h * data->w;
   g_autofree gfloat *vx = g_new (gfloat, per * data->n);
   NclEmbedDataset view = *data;
-  /* (dx, dy) in fractions of the size; flipped copies after each */
-  static const gdouble moves[5][2] = {
-    {0, 0}, {1, 0}, {-1, 0}, {0, 1}, {0, -1}
+  /* (dx, dy) in fractions of the size, then the log of the scale (in
+   * units of log (1 + zoom)); flipped copies after each */
+  static const gdouble moves[7][3] = {
+    {0, 0, 0}, {1, 0, 0}, {-1, 0, 0}, {0, 1, 0}, {0, -1, 0}, {0, 0, 1},
+    {0, 0, -1}
   };
 
   view.x = vx;
-  for (gint m = 0; m < (shift > 0 ? 5 : 1); m++) {
+  for (gint m = 0; m < 7; m++) {
+    if ((m >= 1 && m <= 4 && shift <= 0) || (m >= 5 && zoom <= 0))
+      continue;
     for (gint f = 0; f < (flip ? 2 : 1); f++) {
       g_autofree gfloat *ve = NULL;
       NclAugment a;
@@ -514,6 +521,7 @@ add_views (NclContext * ctx, NclModel * model, const NclEmbedDataset
       a.flip = f == 1;
       a.dx = moves[m][0] * shift * data->w;
       a.dy = moves[m][1] * shift * data->h;
+      a.scale = pow (1 + MAX (zoom, 0), moves[m][2]);
       for (gint i = 0; i < data->n; i++)
         ncl_augment_apply (&a, data->x + per * i, data->c, data->h, data->w,
             vx + per * i);
@@ -659,6 +667,9 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     {"eval-shift", 0, 0, G_OPTION_ARG_DOUBLE, &o.eval_shift,
         "Also average the embeddings of each photo moved by +-F of its "
           "width and height (0: off)", "F"},
+    {"eval-zoom", 0, 0, G_OPTION_ARG_DOUBLE, &o.eval_zoom,
+        "Also average the embeddings of each photo magnified by 1 + F and "
+          "by 1 / (1 + F) (0: off)", "F"},
     {"softmax-weight", 0, 0, G_OPTION_ARG_DOUBLE, &o.sm_weight,
         "Add a cosine-softmax loss over the training identities with this "
           "weight (0: off)", "W"},
@@ -702,7 +713,7 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
   /* sentinels: unset CLI values */
   o.margin = o.lr = o.wd = -1;
   o.shift = o.zoom = o.rotate = o.brightness = o.contrast = o.erase = -1;
-  o.glasses = -1;
+  o.glasses = o.eval_zoom = -1;
   o.eval_shift = o.sm_weight = o.sm_scale = o.sm_margin = -1;
   o.iterations = o.seed = o.test_ids = o.warmup = o.average_from = -1;
   g_option_context_set_summary (octx,
@@ -775,6 +786,8 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     o.erase = cli.erase;
   if (cli.glasses >= 0)
     o.glasses = cli.glasses;
+  if (cli.eval_zoom >= 0)
+    o.eval_zoom = cli.eval_zoom;
   if (cli.eval_shift >= 0)
     o.eval_shift = cli.eval_shift;
   if (cli.sm_weight >= 0)
@@ -805,10 +818,10 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
     return ncl_cli_fail ("%s: --batch: '%s' is not PxK (2 or more each)",
         name, size);
   if (o.shift > 0.5 || o.zoom >= 1 || o.rotate > 180 || o.brightness > 2 ||
-      o.contrast >= 1 || o.erase > 1 || o.glasses > 1 || o.wd > 1 || o.eval_shift > 0.5)
+      o.contrast >= 1 || o.erase > 1 || o.glasses > 1 || o.wd > 1 || o.eval_shift > 0.5 || o.eval_zoom > 1)
     return ncl_cli_fail ("%s: augmentation out of range (shift <= 0.5, "
         "zoom < 1, rotate <= 180, brightness <= 2, contrast < 1, "
-        "erase <= 1, glasses <= 1; weight-decay <= 1, eval-shift <= 0.5)", name);
+        "erase <= 1, glasses <= 1; weight-decay <= 1, eval-shift <= 0.5, eval-zoom <= 1)", name);
 
   if (o.labels == NULL || o.output == NULL || o.graph == NULL)
     return ncl_cli_fail ("%s: --labels, --graph and --output are required "
@@ -1004,9 +1017,9 @@ ncl_cli_faces_train (gint argc, gchar ** argv)
       files[i] = g_array_index (l.items, Item, keep[i]).path;
     if (ctx == NULL || !(model = ncl_model_load (o.output, &error)) ||
         !ncl_embed_compute (ctx, model, &all, 32, &emb, &d, &error) ||
-        ((o.eval_flip || o.eval_shift > 0) && !descriptors &&
-            !add_views (ctx, model, &all, emb, d, o.eval_flip, o.eval_shift,
-                &error))) {
+        ((o.eval_flip || o.eval_shift > 0 || o.eval_zoom > 0) &&
+            !descriptors && !add_views (ctx, model, &all, emb, d,
+                o.eval_flip, o.eval_shift, o.eval_zoom, &error))) {
       ncl_embed_train_settings_clear (&s);
       return ncl_cli_fail_error (error);
     }
