@@ -1001,7 +1001,8 @@ conv2d_chvec (__global const float *in, __global const float *wt,
  * not written); CB_NO_PLAIN: do not write @out.
  * wt: [cout_padded / CB_CO][cin][kh][KW][CB_CO]; bias: (cout_padded).
  * global: (cout_padded / CB_CO, ceil (OH / CB_R) * ceil (OW / CB_C), n),
- * local (1, 1, 1). */
+ * local (1, 1, 1); CB_BATCH_FIRST: the first and last dimensions swapped
+ * (the images of one channel tile run one after the other). */
 #ifdef CB_R
 #ifndef CB_CO
 #define CB_CO 32

@@ -139,14 +139,6 @@ struct _NclConv
   cl_mem cbuf16;                /* the same with 16-channel tiles */
   cl_mem cbuf;                  /* channel-vector weights when wbuf has
                                  * another layout, created on demand */
-  gchar *cv_options;            /* conv2d_chvec build options for ... */
-  gint cv_px;                   /* ... this many pixels per work-item */
-  gchar *cb_options;            /* conv2d_chblk build options for ... */
-  gint cb_h, cb_w;              /* ... this padded input size ... */
-  gboolean cb_single;           /* ... a batch of one or not ... */
-  gboolean cb_plain;            /* ... the plain output written or not ... */
-  NclPadding cb_opad;           /* ... and this output padding (top -1:
-                                 * none) */
 };
 
 /* ---- reference ---------------------------------------------------------- */
@@ -444,11 +436,14 @@ chblk_block (gint oh, gint ow, gint * rows, gint * cols)
   }
 }
 
-/* Build options of conv2d_chvec (newly allocated). */
-static gchar *
-chvec_options (const NclConvParams * p, gint px)
+/* Build options of conv2d_chvec into @buf.  (The chvec and chblk options
+ * are made on every forward, into the stack: the kernel cache is keyed by
+ * them anyway.) */
+static const gchar *
+chvec_options (const NclConvParams * p, gint px, gchar * buf, gsize size)
 {
-  return g_strdup_printf ("-DKW=%d -DCV_PX=%d", p->kw, px);
+  g_snprintf (buf, size, "-DKW=%d -DCV_PX=%d", p->kw, px);
+  return buf;
 }
 
 NclConv *
@@ -535,7 +530,12 @@ ncl_conv_new (NclContext * ctx, const NclConvParams * p, GError ** error)
       packed = pack_direct (p, CHVEC_CO_TILE, conv->cout_padded);
       wsrc = packed;
       wlen = (gsize) conv->cout_padded * p->cin * p->kh * p->kw;
-      conv->options = chvec_options (p, CHVEC_PX);
+      {
+        gchar opts[64];
+
+        conv->options = g_strdup (chvec_options (p, CHVEC_PX, opts,
+                sizeof (opts)));
+      }
       break;
     case CONV_DEPTHWISE:
       conv->cout_padded = p->cout;
@@ -596,8 +596,6 @@ ncl_conv_free (NclConv * conv)
   if (conv->wbuf != NULL)
     clReleaseMemObject (conv->wbuf);
   g_free (conv->options);
-  g_free (conv->cv_options);
-  g_free (conv->cb_options);
   g_free (conv->bias);
   g_free (conv->weight);
   if (conv->ctx != NULL)
@@ -800,14 +798,12 @@ forward_chblk (NclConv * conv, const NclTensor * src, cl_mem wm,
     const NclPadding * opad, NclTensor * outp, GError ** error)
 {
   const NclConvParams *p = &conv->p;
-  const NclPadding none = { -1 };
-  const NclPadding *op = opad != NULL ? opad : &none;
   gint has_res = res != NULL, rows, cols, co = CHVEC_CO_TILE, unroll = 17;
   gboolean single = src->n == 1, plain = out != NULL, batch_first;
   cl_mem om = plain ? out->buf : outp->buf;
   cl_mem pm = opad != NULL ? outp->buf : om;
   cl_mem rm = res != NULL ? res->buf : om;
-  g_autofree gchar *padded_opts = NULL;
+  gchar opts[384], padded_opts[128] = "";
   gint oh, ow;
   gsize global[3], local1[3] = { 1, 1, 1 };
   cl_kernel k;
@@ -838,30 +834,19 @@ forward_chblk (NclConv * conv, const NclTensor * src, cl_mem wm,
    * 35x35 and 17x17 maps, where the input weighs more: 0.75-0.85x) */
   batch_first = !single && (gint64) p->kh * p->kw * co > (gint64) src->h
       * src->w;
-  /* the geometry is compiled in: rebuild the options when it changes */
-  if (conv->cb_options == NULL || conv->cb_h != src->h
-      || conv->cb_w != src->w || conv->cb_single != single
-      || conv->cb_plain != plain
-      || memcmp (&conv->cb_opad, op, sizeof (*op)) != 0) {
-    if (opad != NULL)
-      padded_opts = g_strdup_printf (" -DCB_OPT=%d -DCB_OPL=%d -DCB_OPH=%d "
-          "-DCB_OPW=%d%s", op->top, op->left, oh + op->top + op->bottom,
-          ow + op->left + op->right, plain ? "" : " -DCB_NO_PLAIN");
-    g_free (conv->cb_options);
-    conv->cb_options = g_strdup_printf ("-DCB_R=%d -DCB_C=%d -DCB_H=%d "
-        "-DCB_W=%d -DCB_OH=%d -DCB_OW=%d -DCB_KH=%d -DKW=%d -DCB_SH=%d "
-        "-DCB_SW=%d -DCB_CO=%d -DCB_UNROLL=%d%s%s", rows, cols, src->h, src->w,
-        oh, ow, p->kh, p->kw, p->stride_h, p->stride_w, co, unroll,
-        padded_opts ? padded_opts : "", batch_first ? " -DCB_BATCH_FIRST" :
-        "");
-    conv->cb_h = src->h;
-    conv->cb_w = src->w;
-    conv->cb_single = single;
-    conv->cb_plain = plain;
-    conv->cb_opad = *op;
-  }
-  k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_chblk",
-      conv->cb_options, error);
+  /* the geometry is compiled in */
+  if (opad != NULL)
+    g_snprintf (padded_opts, sizeof (padded_opts), " -DCB_OPT=%d -DCB_OPL=%d "
+        "-DCB_OPH=%d -DCB_OPW=%d%s", opad->top, opad->left,
+        oh + opad->top + opad->bottom, ow + opad->left + opad->right,
+        plain ? "" : " -DCB_NO_PLAIN");
+  g_snprintf (opts, sizeof (opts), "-DCB_R=%d -DCB_C=%d -DCB_H=%d -DCB_W=%d "
+      "-DCB_OH=%d -DCB_OW=%d -DCB_KH=%d -DKW=%d -DCB_SH=%d -DCB_SW=%d "
+      "-DCB_CO=%d -DCB_UNROLL=%d%s%s", rows, cols, src->h, src->w, oh, ow,
+      p->kh, p->kw, p->stride_h, p->stride_w, co, unroll, padded_opts,
+      batch_first ? " -DCB_BATCH_FIRST" : "");
+  k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_chblk", opts,
+      error);
   if (k == NULL)
     return FALSE;
   global[0] = (p->cout + co - 1) / co;
@@ -905,6 +890,7 @@ forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
   const NclConvParams *p = &conv->p;
   const NclTensor *src = in;
   gint npx, has_res = res != NULL, px;
+  gchar opts[64];
   cl_mem wm = conv->wbuf, rm;
   gsize global[2], local1[2] = { 1, 1 };
   cl_kernel k;
@@ -925,14 +911,9 @@ forward_chvec (NclConv * conv, const NclTensor * in, const NclTensor * res,
         error);
   npx = in->n * out->h * out->w;
   px = chvec_px (npx);
-  /* the tile follows the map size: rebuild the options when it changes */
-  if (conv->cv_options == NULL || conv->cv_px != px) {
-    g_free (conv->cv_options);
-    conv->cv_options = chvec_options (p, px);
-    conv->cv_px = px;
-  }
+  /* the tile follows the map size */
   k = ncl_context_get_kernel (conv->ctx, "conv", "conv2d_chvec",
-      conv->cv_options, error);
+      chvec_options (p, px, opts, sizeof (opts)), error);
   if (k == NULL)
     return FALSE;
   rm = res != NULL ? res->buf : out->buf;
