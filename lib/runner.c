@@ -63,6 +63,15 @@ node_tensor (NclRunner * r, const NclTensor * input, gint idx)
   return r->nodes[idx].out;
 }
 
+/* A depthwise conv pads inside its kernel (the runner hands it the
+ * padding instead of padding into a scratch). */
+static gboolean
+conv_pads_itself (const NclNode * n)
+{
+  return n->conv.groups > 1 && n->conv.groups == n->conv.cin
+      && n->conv.cin == n->conv.cout;
+}
+
 static void
 run_node_clear (RunNode * rn)
 {
@@ -214,10 +223,9 @@ ncl_runner_new (NclModel * model, NclContext * ctx, GError ** error)
 
     if (rn->node->op == NCL_OP_CONV && rn->upsample_scale == 1
         && rn->node->conv.pad.mode == NCL_PAD_ZERO
-        && !(rn->node->conv.groups > 1
-            && rn->node->conv.groups == rn->node->conv.cin)
-        && s != NULL && s->node->op == NCL_OP_CONV && s->consumers == 1
-        && s->alias < 0 && s->res == -2 && s->upsample_scale == 1)
+        && !conv_pads_itself (rn->node) && s != NULL
+        && s->node->op == NCL_OP_CONV && s->consumers == 1 && s->alias < 0
+        && s->upsample_scale == 1)
       s->pad_into = i;
   }
   return g_steal_pointer (&r);
@@ -411,8 +419,7 @@ run_node (NclRunner * r, guint i, const NclTensor * input, GError ** error)
           &pad);
       /* a depthwise conv pads inside its kernel: hand it the padding (it
        * depends on the size for "same", so rebuild when that changes) */
-      if (rn->upsample_scale == 1 && n->conv.groups > 1 &&
-          n->conv.groups == n->conv.cin && n->conv.cin == n->conv.cout) {
+      if (rn->upsample_scale == 1 && conv_pads_itself (n)) {
         if (!rn->conv_pads || memcmp (&pad, &rn->conv_pad, sizeof (pad))) {
           NclConvParams p = n->conv;
           NclConv *c;
