@@ -3,13 +3,28 @@
 #include <neuralcl/error.h>
 #include <string.h>
 
+/* Enqueues zeros over the first @bytes of @buf. */
+static gboolean
+fill_zero (NclContext * ctx, cl_mem buf, gsize bytes, GError ** error)
+{
+  const gfloat zero = 0.0f;
+  cl_int st = clEnqueueFillBuffer (ncl_context_get_queue (ctx), buf, &zero,
+      sizeof (zero), 0, bytes, 0, NULL, NULL);
+
+  if (st != CL_SUCCESS) {
+    g_set_error (error, NCL_ERROR, NCL_ERROR_OPENCL,
+        "cannot clear a device buffer: %s", ncl_cl_status_name (st));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static cl_mem
 alloc_zeroed (NclContext * ctx, gsize floats, GError ** error)
 {
   gsize bytes = (floats + NCL_TENSOR_SLACK) * sizeof (gfloat);
   cl_int st;
   cl_mem buf;
-  const gfloat zero = 0.0f;
 
   buf = clCreateBuffer (ncl_context_get_cl_context (ctx), CL_MEM_READ_WRITE,
       bytes, NULL, &st);
@@ -19,12 +34,8 @@ alloc_zeroed (NclContext * ctx, gsize floats, GError ** error)
         ncl_cl_status_name (st));
     return NULL;
   }
-  st = clEnqueueFillBuffer (ncl_context_get_queue (ctx), buf, &zero,
-      sizeof (zero), 0, bytes, 0, NULL, NULL);
-  if (st != CL_SUCCESS) {
+  if (!fill_zero (ctx, buf, bytes, error)) {
     clReleaseMemObject (buf);
-    g_set_error (error, NCL_ERROR, NCL_ERROR_OPENCL,
-        "cannot clear a device buffer: %s", ncl_cl_status_name (st));
     return NULL;
   }
   return buf;
@@ -103,17 +114,8 @@ ncl_tensor_reshape (NclTensor * t, gint n, gint c, gint h, gint w,
 gboolean
 ncl_tensor_zero (NclTensor * t, GError ** error)
 {
-  const gfloat zero = 0.0f;
-  cl_int st = clEnqueueFillBuffer (ncl_context_get_queue (t->ctx), t->buf,
-      &zero, sizeof (zero), 0, ncl_tensor_numel (t) * sizeof (gfloat), 0,
-      NULL, NULL);
-
-  if (st != CL_SUCCESS) {
-    g_set_error (error, NCL_ERROR, NCL_ERROR_OPENCL,
-        "cannot clear a device buffer: %s", ncl_cl_status_name (st));
-    return FALSE;
-  }
-  return TRUE;
+  return fill_zero (t->ctx, t->buf, ncl_tensor_numel (t) * sizeof (gfloat),
+      error);
 }
 
 gboolean
